@@ -1,0 +1,63 @@
+"""The `posi-peer` command line.
+
+Only parses arguments and calls into the packages; every subcommand's work lives with its package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _version() -> str:
+    try:
+        return version("posi-peer")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser for `posi-peer` and all its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="posi-peer",
+        description=(
+            "posi-peer: a peer-to-peer network that runs jobs in hardened Docker sandboxes, "
+            "chosen and verified by VRF-drawn committees, with results on a hash-chained ledger."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"posi-peer {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    bench = sub.add_parser(
+        "vrf-bench",
+        help="benchmark the ECVRF backends against PyNaCl Ed25519",
+        description=(
+            "Time ECVRF prove/verify for each available backend and PyNaCl's Ed25519 sign/verify, "
+            "interleaved in one process; print medians (microseconds per op) and ratios. The last "
+            "line is JSON."
+        ),
+    )
+    bench.add_argument("--rounds", type=int, default=7, help="timed rounds per op (median taken)")
+    bench.add_argument("--ops", type=int, default=200, help="operations per round")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `posi-peer` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "vrf-bench":
+        from vrf import bench
+
+        return bench.main(rounds=args.rounds, ops=args.ops)
+    parser.error(f"unknown command {args.command!r}")  # argparse exits with status 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
