@@ -6,6 +6,7 @@ Only parses arguments and calls into the packages; every subcommand's work lives
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -41,7 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--rounds", type=int, default=7, help="timed rounds per op (median taken)")
     bench.add_argument("--ops", type=int, default=200, help="operations per round")
+    bench.set_defaults(func=_vrf_bench)
+    for module_name in _PACKAGE_CLIS:
+        importlib.import_module(module_name).register(sub)
     return parser
+
+
+# Packages that add their own subcommands: each module has `register(subparsers) -> None`, which
+# adds parsers whose `func` default takes the parsed args and returns an exit code.
+_PACKAGE_CLIS: tuple[str, ...] = ()
+
+
+def _vrf_bench(args: argparse.Namespace) -> int:
+    from vrf import bench
+
+    return bench.main(rounds=args.rounds, ops=args.ops)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,12 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "vrf-bench":
-        from vrf import bench
-
-        return bench.main(rounds=args.rounds, ops=args.ops)
-    parser.error(f"unknown command {args.command!r}")  # argparse exits with status 2
-    return 2
+    code: int = args.func(args)
+    return code
 
 
 if __name__ == "__main__":
