@@ -1,1 +1,2 @@
-"""executor package."""
+"""executor package: job specs, the hardened Docker sandbox, signed attestation reports and their
+verification (see executor/README.md)."""

@@ -49,6 +49,18 @@ class Domain(bytes, enum.Enum):
     # p2p
     PEER_MESSAGE = b"posi/peer-message\x00"
     GOSSIP_ID = b"posi/gossip-id\x00"
+    # executor (appended)
+    REPORT_SIG = b"posi/report-sig\x00"
+    TEE_REPORT_DATA = b"posi/tee-report-data\x00"
+    # ledger: state commitment, services, proofs
+    STATE_NODE = b"posi/state-node\x00"
+    STATE_PATH = b"posi/state-path\x00"
+    STATE_VALUE = b"posi/state-value\x00"
+    SERVICE_ID = b"posi/service-id\x00"
+    MEASUREMENT_ID = b"posi/measurement-id\x00"
+    # committee (appended)
+    ROUND_ID = b"posi/round-id\x00"
+    CREDENTIAL = b"posi/credential\x00"
 
 
 def digest(domain: Domain, data: bytes) -> bytes:
