@@ -1,0 +1,56 @@
+"""Plain counters of the host, for the node to export (Prometheus or logs).
+
+Keys are bounded: topics and protocols come from the configuration; rejection reasons come from
+validators and handlers, and only the first `REASONS_MAX` distinct reasons get their own key (the
+rest count under `OTHER_REASON`), so a peer cannot grow the tables by inventing reasons.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+# Distinct rejection reasons tracked by name. Validators should use a small fixed vocabulary
+# ("bad-signature", "decode", "stale"...); 64 is room for all of them.
+REASONS_MAX = 64
+OTHER_REASON = "other"
+
+
+@dataclasses.dataclass(slots=True)
+class HostMetrics:
+    """Counters since the host started. Read them any time; only the host writes them.
+
+    gossip_*: keyed by topic. gossip_rejected: keyed by (topic, reason). rpc_*: keyed by protocol
+    id; rpc_failures: keyed by (protocol id, kind) with kind one of "timeout", "unreachable",
+    "rejected", "remote-error", "busy", "too-large", "handler-error"."""
+
+    gossip_in_messages: Counter[str] = dataclasses.field(default_factory=Counter)
+    gossip_in_bytes: Counter[str] = dataclasses.field(default_factory=Counter)
+    gossip_out_messages: Counter[str] = dataclasses.field(default_factory=Counter)
+    gossip_out_bytes: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Accepted messages the node did not take in time (its delivery queue was full).
+    gossip_dropped: Counter[str] = dataclasses.field(default_factory=Counter)
+    gossip_ignored: Counter[str] = dataclasses.field(default_factory=Counter)
+    gossip_rejected: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    rpc_out_requests: Counter[str] = dataclasses.field(default_factory=Counter)
+    rpc_out_bytes: Counter[str] = dataclasses.field(default_factory=Counter)
+    rpc_in_requests: Counter[str] = dataclasses.field(default_factory=Counter)
+    rpc_in_bytes: Counter[str] = dataclasses.field(default_factory=Counter)
+    rpc_failures: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    rpc_rejected: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    dials: int = 0
+    dial_failures: int = 0
+    connections_opened: int = 0
+    connections_closed: int = 0
+    bans: int = 0
+    banned_connections_refused: int = 0
+    _reasons: set[str] = dataclasses.field(default_factory=set)
+
+    def reason_key(self, reason: str) -> str:
+        """The counter key for `reason` (bounded: see module docstring)."""
+        if reason in self._reasons:
+            return reason
+        if len(self._reasons) < REASONS_MAX:
+            self._reasons.add(reason)
+            return reason
+        return OTHER_REASON

@@ -1,0 +1,146 @@
+"""Request/response between real hosts on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from p2p.errors import (
+    MessageTooLarge,
+    P2PError,
+    PeerUnreachable,
+    RemoteProtocolError,
+    RequestRejected,
+    RequestTimeout,
+    UnknownProtocol,
+)
+from p2p.identity import peer_id_of
+
+from .swarm import DEADLINE_S, ECHO, config, hosts, identity
+
+
+async def echo(peer: str, data: bytes) -> bytes:
+    if data == b"bad":
+        raise RemoteProtocolError(peer, "bad-request", 7)
+    if data == b"bug":
+        raise KeyError("handler bug")
+    if data.startswith(b"big"):
+        return b"z" * int(data[3:])
+    return data[::-1]
+
+
+def test_round_trip_and_handler_errors() -> None:
+    async def main() -> None:
+        async with (
+            hosts(config(0)) as (server,),
+            hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
+        ):
+            server.set_handler(ECHO, echo)
+            with trio.fail_after(DEADLINE_S):
+                assert await client.request(server.peer_id, ECHO, b"abc") == b"cba"
+                assert await client.request(server.peer_id, ECHO, b"") == b""
+                # A refusal: error frame, the caller loses the handler's penalty.
+                with pytest.raises(RequestRejected) as info:
+                    await client.request(server.peer_id, ECHO, b"bad")
+                assert info.value.reason == "bad-request"
+                assert server.score(client.peer_id) == pytest.approx(-7, abs=0.5)
+                # A handler bug: answered, not blamed on the caller.
+                with pytest.raises(RequestRejected, match="internal-error"):
+                    await client.request(server.peer_id, ECHO, b"bug")
+                assert server.score(client.peer_id) == pytest.approx(-7, abs=0.5)
+                # Many requests at once, each on its own stream.
+                results: list[bytes] = []
+                async with trio.open_nursery() as nursery:
+                    for n in range(20):
+
+                        async def one(n: int = n) -> None:
+                            reply = await client.request(server.peer_id, ECHO, b"%03d" % n)
+                            results.append(reply)
+
+                        nursery.start_soon(one)
+                assert sorted(results) == sorted((b"%03d" % n)[::-1] for n in range(20))
+            assert server.metrics.rpc_in_requests[ECHO] == 24
+            assert server.metrics.rpc_rejected[(ECHO, "bad-request")] == 1
+            assert client.metrics.rpc_failures[(ECHO, "rejected")] == 2
+
+    trio.run(main)
+
+
+def test_timeout_and_unreachable() -> None:
+    async def main() -> None:
+        release = trio.Event()
+
+        async def stuck(peer: str, data: bytes) -> bytes:
+            await release.wait()
+            return b"late"
+
+        async with (
+            hosts(config(0)) as (server,),
+            hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
+        ):
+            server.set_handler(ECHO, stuck)
+            with trio.fail_after(DEADLINE_S):
+                await client.wait_until(lambda: server.peer_id in client.connected_peers())
+                with pytest.raises(RequestTimeout) as info:
+                    await client.request(server.peer_id, ECHO, b"x", timeout_s=0.3)
+                assert info.value.timeout_s == 0.3
+                release.set()
+                # Nobody listens for this identity: no address, no stream.
+                stranger = peer_id_of(identity(99).public)
+                with pytest.raises(PeerUnreachable):
+                    await client.request(stranger, ECHO, b"x", timeout_s=2.0)
+                with pytest.raises(PeerUnreachable):
+                    await client.request("not-a-peer-id", ECHO, b"x")
+            assert client.metrics.rpc_failures[(ECHO, "timeout")] == 1
+
+    trio.run(main)
+
+
+def test_oversized_requests_and_responses() -> None:
+    async def main() -> None:
+        # The server accepts 100-byte requests; the client believes 1000 is fine (a peer with a
+        # different configuration). The server answers up to 1000 bytes; the client takes 100.
+        server_cfg = config(0, max_request_bytes=100, max_response_bytes=1000)
+        async with hosts(server_cfg) as (server,):
+            client_cfg = config(
+                1,
+                bootstrap=(server.listen_addrs[0],),
+                max_request_bytes=1000,
+                max_response_bytes=100,
+            )
+            async with hosts(client_cfg) as (client,):
+                server.set_handler(ECHO, echo)
+                with trio.fail_after(DEADLINE_S):
+                    with pytest.raises(MessageTooLarge):
+                        await client.request(server.peer_id, ECHO, b"x" * 1001)
+                    with pytest.raises(RequestRejected, match="request-too-large"):
+                        await client.request(server.peer_id, ECHO, b"x" * 101)
+                    assert server.score(client.peer_id) < 0
+                    assert await client.request(server.peer_id, ECHO, b"big100") == b"z" * 100
+                    with pytest.raises(RemoteProtocolError) as info:
+                        await client.request(server.peer_id, ECHO, b"big101")
+                    assert info.value.peer == server.peer_id
+                    assert client.score(server.peer_id) < 0
+                    # A handler answering above its own bound is a local bug: error frame.
+                    client.set_handler(ECHO, echo)
+                    with pytest.raises(RequestRejected, match="internal-error"):
+                        await server.request(client.peer_id, ECHO, b"big500")
+                assert server.metrics.rpc_failures[(ECHO, "too-large")] == 1
+
+    trio.run(main)
+
+
+def test_handler_registration_rules() -> None:
+    async def main() -> None:
+        async with hosts(config(0)) as (host,):
+            with pytest.raises(UnknownProtocol):
+                host.set_handler("/posi/unknown/1", echo)
+            with pytest.raises(UnknownProtocol):
+                await host.request(host.peer_id, "/posi/unknown/1", b"")
+            with pytest.raises(P2PError, match="within the configured"):
+                host.set_handler(ECHO, echo, max_request_bytes=10**6)
+            host.set_handler(ECHO, echo, max_request_bytes=10)
+            with pytest.raises(P2PError, match="already has a handler"):
+                host.set_handler(ECHO, echo)
+
+    trio.run(main)
