@@ -311,6 +311,11 @@ class Record:
         if codec is None:
             if not dataclasses.is_dataclass(cls):
                 raise TypeError(f"{cls.__name__} must be a dataclass to be a Record")
+            shadowing = [f.name for f in dataclasses.fields(cls) if hasattr(Record, f.name)]
+            if shadowing:
+                # A field named like a Record method (`digest`, `encode`...) silently takes the
+                # method as its dataclass default; refuse the class instead.
+                raise TypeError(f"{cls.__name__}: field(s) {shadowing} shadow Record methods")
             hints = typing.get_type_hints(cls, include_extras=True)
             codec = tuple(
                 (f.name, *_compile(hints[f.name], f"{cls.__name__}.{f.name}"))

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Packages that add their own subcommands: each module has `register(subparsers) -> None`, which
 # adds parsers whose `func` default takes the parsed args and returns an exit code.
-_PACKAGE_CLIS: tuple[str, ...] = ("executor.cli",)
+_PACKAGE_CLIS: tuple[str, ...] = ("executor.cli", "ledger.cli")
 
 
 def _vrf_bench(args: argparse.Namespace) -> int:
