@@ -1,0 +1,336 @@
+"""Every (phase x event) pair of the round is either handled (a list of actions comes back) or
+rejected with EventNotAllowed, exactly as `round.TRANSITIONS` says; peer input never raises."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+
+from committee.errors import EventNotAllowed
+from committee.events import (
+    Action,
+    Broadcast,
+    Event,
+    LocalCredential,
+    LocalVerdict,
+    MessageReceived,
+    Misbehaviour,
+    Phase,
+    ReportMisbehaviour,
+    TimerFired,
+)
+from committee.messages import (
+    CertificateMessage,
+    NewView,
+    Proposal,
+    RejectReason,
+    VoteMessage,
+    decode_message,
+    encode_message,
+)
+from committee.round import TRANSITIONS
+from ledger.certificates import (
+    NO_VALUE,
+    VoteKind,
+    build_certificate,
+    sign_vote,
+    task_round_id,
+)
+from ledger.signing import IdentityKey
+from tests.committee.cluster import TASK_ID, Cluster, Packet, report_value
+
+ME = 1  # the member under test (not the proposer of view 0, which is m0)
+
+
+def fresh() -> Cluster:
+    return Cluster(4, kind="task")
+
+
+def at_idle() -> Cluster:
+    return fresh()
+
+
+def at_propose() -> Cluster:
+    c = fresh()
+    c.start(only=(1, 2, 3))  # m0 (the proposer) has not started yet
+    c.pending.clear()
+    return c
+
+
+def at_prepare() -> Cluster:
+    c = fresh()
+    c.start()
+    c.deliver(lambda p: p.dst == ME and p.src == 0)  # m1 only sees the proposal
+    assert c.rounds[ME].phase is Phase.PREPARE
+    return c
+
+
+def at_commit() -> Cluster:
+    c = fresh()
+    c.start()
+
+    def keep(p: Packet) -> bool:
+        _, m = decode_message(p.data)
+        if isinstance(m, CertificateMessage):
+            return p.dst == ME  # only m1 sees the prepare certificate
+        return not (isinstance(m, VoteMessage) and m.vote.kind is VoteKind.COMMIT)
+
+    c.deliver(keep)
+    assert c.rounds[ME].phase is Phase.COMMIT
+    return c
+
+
+def at_view_change() -> Cluster:
+    c = at_propose()
+    c.fire(ME)
+    assert c.rounds[ME].phase is Phase.VIEW_CHANGE
+    return c
+
+
+def at_result_propose() -> Cluster:
+    """Executor decided (m0); m1 waits for m0's report proposal."""
+    c = fresh()
+    c.start()
+    c.deliver()
+    assert c.rounds[ME].instance == 1
+    assert c.rounds[ME].phase is Phase.PROPOSE
+    return c
+
+
+def at_done() -> Cluster:
+    c = fresh()
+    c.start()
+    c.deliver()
+    c.handle(0, LocalVerdict(0, report_value(0), True))
+    c.deliver()
+    c.answer_needs()
+    c.deliver()
+    assert c.rounds[ME].phase is Phase.DONE
+    return c
+
+
+STATES: dict[str, Callable[[], Cluster]] = {
+    "idle": at_idle,
+    "propose": at_propose,
+    "prepare": at_prepare,
+    "commit": at_commit,
+    "view-change": at_view_change,
+    "result-propose": at_result_propose,
+    "done": at_done,
+}
+
+
+def wire(c: Cluster, message: Proposal | VoteMessage | CertificateMessage | NewView) -> bytes:
+    return encode_message(TASK_ID, message)
+
+
+def vote(c: Cluster, who: int, kind: VoteKind, view: int, value: bytes) -> VoteMessage:
+    ctx = task_round_id(TASK_ID, 0)
+    return VoteMessage(
+        sign_vote(c.keys[who], c.membership, kind=kind, context=ctx, view=view, value=value).record
+    )
+
+
+def qc(c: Cluster, kind: VoteKind, view: int, value: bytes) -> CertificateMessage:
+    ctx = task_round_id(TASK_ID, 0)
+    votes = [
+        sign_vote(k, c.membership, kind=kind, context=ctx, view=view, value=value)
+        for k in c.keys[:3]
+    ]
+    return CertificateMessage(build_certificate(votes, c.membership).certificate)
+
+
+def from_(c: Cluster, who: int, data: bytes) -> MessageReceived:
+    return MessageReceived(c.keys[who].public, data)
+
+
+# Events, built against a cluster (so they carry real signatures for its members).
+EVENTS: dict[str, Callable[[Cluster], Event]] = {
+    "start": lambda c: LocalCredential(c.keys[ME].public),
+    "garbage": lambda c: from_(c, 2, b"\x01" + TASK_ID + b"\xc1"),
+    "outsider": lambda c: MessageReceived(IdentityKey(b"\x77" * 32).public, b"x"),
+    "wrong-subject": lambda c: from_(
+        c, 2, encode_message(b"\x00" * 32, vote(c, 2, VoteKind.PREPARE, 0, c.keys[0].public))
+    ),
+    "proposal": lambda c: from_(
+        c,
+        0,
+        wire(
+            c,
+            Proposal(
+                sign_vote(
+                    c.keys[0],
+                    c.membership,
+                    kind=VoteKind.PROPOSE,
+                    context=task_round_id(TASK_ID, 0),
+                    view=0,
+                    value=c.keys[0].public,
+                ).record,
+                None,
+                None,
+                None,
+            ),
+        ),
+    ),
+    "proposal-not-proposer": lambda c: from_(
+        c,
+        2,
+        wire(
+            c,
+            Proposal(
+                sign_vote(
+                    c.keys[2],
+                    c.membership,
+                    kind=VoteKind.PROPOSE,
+                    context=task_round_id(TASK_ID, 0),
+                    view=0,
+                    value=c.keys[2].public,
+                ).record,
+                None,
+                None,
+                None,
+            ),
+        ),
+    ),
+    "prepare-vote": lambda c: from_(
+        c, 2, wire(c, vote(c, 2, VoteKind.PREPARE, 0, c.keys[0].public))
+    ),
+    "commit-vote": lambda c: from_(c, 2, wire(c, vote(c, 2, VoteKind.COMMIT, 0, c.keys[0].public))),
+    "forged-vote": lambda c: from_(
+        c,
+        2,
+        wire(
+            c,
+            VoteMessage(
+                dataclasses.replace(
+                    vote(c, 2, VoteKind.PREPARE, 0, c.keys[0].public).vote, signature=bytes(64)
+                )
+            ),
+        ),
+    ),
+    "wrong-weight-vote": lambda c: from_(
+        c,
+        2,
+        wire(
+            c,
+            VoteMessage(
+                dataclasses.replace(
+                    vote(c, 2, VoteKind.PREPARE, 0, c.keys[0].public).vote, weight=9
+                )
+            ),
+        ),
+    ),
+    "prepare-qc": lambda c: from_(c, 2, wire(c, qc(c, VoteKind.PREPARE, 0, c.keys[0].public))),
+    "commit-qc": lambda c: from_(c, 2, wire(c, qc(c, VoteKind.COMMIT, 0, c.keys[0].public))),
+    "view-qc": lambda c: from_(c, 2, wire(c, qc(c, VoteKind.NEW_VIEW, 1, NO_VALUE))),
+    "new-view": lambda c: from_(
+        c,
+        2,
+        wire(
+            c,
+            NewView(vote(c, 2, VoteKind.NEW_VIEW, 1, NO_VALUE).vote, None, None, RejectReason.NONE),
+        ),
+    ),
+    "timer-current": lambda c: TimerFired(
+        c.rounds[ME].instance, c.rounds[ME].view, c.rounds[ME].phase
+    ),
+    "timer-stale": lambda c: TimerFired(c.rounds[ME].instance, c.rounds[ME].view + 7, Phase.COMMIT),
+    "verdict-current": lambda c: LocalVerdict(0, report_value(0), True),
+    "verdict-future": lambda c: LocalVerdict(3, report_value(3), True),
+}
+
+
+def expected_rule(phase: Phase, event: Event) -> str:
+    return TRANSITIONS[phase][type(event)]
+
+
+@pytest.mark.parametrize("state", sorted(STATES))
+@pytest.mark.parametrize("event_name", sorted(EVENTS))
+def test_every_phase_event_pair(state: str, event_name: str) -> None:
+    c = STATES[state]()
+    r = c.rounds[ME]
+    phase = r.phase
+    event = EVENTS[event_name](c)
+    rule = expected_rule(phase, event)
+    if event_name == "verdict-future" and phase is not Phase.DONE:
+        rule = "reject"  # no attempt 3 is running
+    if rule == "reject":
+        with pytest.raises(EventNotAllowed):
+            r.handle(event)
+        return
+    actions = r.handle(event)
+    assert isinstance(actions, list)
+    assert all(isinstance(a, Action.__args__) for a in actions)  # type: ignore[attr-defined]
+    reports = {a.reason for a in actions if isinstance(a, ReportMisbehaviour)}
+    if rule in ("buffer", "stale"):
+        assert actions == []
+        return
+    # Peer faults are reported, not raised, in every phase that handles messages.
+    live = phase is not Phase.DONE
+    if event_name == "garbage":
+        assert reports == {Misbehaviour.MALFORMED}
+    if event_name == "outsider":
+        assert reports == {Misbehaviour.NOT_A_MEMBER}
+    if event_name == "wrong-subject":
+        assert reports == {Misbehaviour.WRONG_SUBJECT}
+    if event_name == "timer-stale":
+        assert actions == []
+    if r.instance == 0 and live:
+        if event_name == "forged-vote":
+            assert reports == {Misbehaviour.BAD_SIGNATURE}
+        if event_name == "wrong-weight-vote":
+            assert reports == {Misbehaviour.WRONG_WEIGHT}
+        if event_name == "proposal-not-proposer":
+            assert reports == {Misbehaviour.NOT_PROPOSER}
+    if event_name == "timer-current" and phase in (Phase.PROPOSE, Phase.PREPARE, Phase.COMMIT):
+        assert r.phase is Phase.VIEW_CHANGE
+        assert any(isinstance(a, Broadcast) for a in actions)
+    if event_name == "commit-qc" and state in ("propose", "prepare", "commit", "view-change"):
+        assert r.instance == 1  # the executor decision moved the member to the result agreement
+
+
+def test_table_covers_every_phase_and_event_type() -> None:
+    for phase in Phase:
+        assert set(TRANSITIONS[phase]) == {
+            LocalCredential,
+            MessageReceived,
+            TimerFired,
+            LocalVerdict,
+        }
+
+
+def test_idle_buffers_messages_and_replays_them_on_start() -> None:
+    c = fresh()
+    c.start(only=(0,))
+    proposal = c.pending.popleft()
+    assert proposal.dst == 1
+    r = c.rounds[1]
+    assert r.handle(MessageReceived(c.keys[0].public, proposal.data)) == []
+    actions = r.handle(LocalCredential(c.keys[1].public))
+    assert r.phase is Phase.PREPARE  # the buffered proposal was processed at start
+    assert any(isinstance(a, Action.__args__) for a in actions)  # type: ignore[attr-defined]
+
+
+def test_unknown_event_type_is_rejected() -> None:
+    c = fresh()
+    with pytest.raises(EventNotAllowed):
+        c.rounds[0].handle("not an event")  # type: ignore[arg-type]
+
+
+def test_start_checks_value_and_credential() -> None:
+    c = fresh()
+    with pytest.raises(EventNotAllowed):
+        c.rounds[1].handle(LocalCredential(c.keys[2].public))  # proposes someone else
+    with pytest.raises(EventNotAllowed):
+        c.rounds[1].handle(LocalCredential(b"short"))
+
+
+def test_conflicting_verdicts_are_local_misuse() -> None:
+    c = at_result_propose()
+    r = c.rounds[ME]
+    r.handle(LocalVerdict(0, report_value(0), True))
+    assert r.handle(LocalVerdict(0, report_value(0), True)) == []  # repeated: idempotent
+    with pytest.raises(EventNotAllowed):
+        r.handle(LocalVerdict(0, report_value(0), False, RejectReason.WRONG_OUTPUT))
