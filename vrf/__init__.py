@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Final
 
+from vrf._args import BETA_LEN, KEY_LEN, PROOF_LEN, SUITE_ELL2, SUITE_TAI, SUITES
 from vrf.errors import BackendUnavailable, InvalidKey, InvalidProof, UnsupportedSuite, VRFError
 
 __all__ = [
@@ -57,18 +58,12 @@ __all__ = [
     "verify",
 ]
 
-SUITE_TAI: Final = 0x03  # ECVRF-EDWARDS25519-SHA512-TAI
-SUITE_ELL2: Final = 0x04  # ECVRF-EDWARDS25519-SHA512-ELL2
-DEFAULT_SUITE: Final = SUITE_TAI
-PROOF_LEN: Final = 80  # Gamma (32) || c (16) || s (32)
-BETA_LEN: Final = 64  # SHA-512 output
-KEY_LEN: Final = 32  # RFC 8032 seed and compressed point
+DEFAULT_SUITE: Final = SUITE_TAI  # ECVRF-EDWARDS25519-SHA512-TAI; SUITE_ELL2 is Elligator2
 
 BACKEND_ENV: Final = "POSI_VRF_BACKEND"
 _BACKEND_CHOICES: Final = ("auto", "c", "python")
 # Backend name -> module implementing the backend contract.
 _BACKEND_MODULES: Final = {"c": "vrf._cbackend", "python": "vrf._ref"}
-_SUITES: Final = (SUITE_TAI, SUITE_ELL2)
 
 _log = logging.getLogger("vrf")
 
@@ -124,7 +119,7 @@ BACKEND, _backend = _select_backend()
 def _check_suite(suite: int) -> int:
     if not isinstance(suite, int):
         raise TypeError(f"suite must be an int, got {type(suite).__name__}")
-    if suite not in _SUITES:
+    if suite not in SUITES:
         raise UnsupportedSuite(
             f"suite {suite!r} is not supported: use SUITE_TAI (0x03) or SUITE_ELL2 (0x04)"
         )

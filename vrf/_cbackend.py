@@ -15,18 +15,20 @@ from __future__ import annotations
 from typing import Final
 
 from vrf import _ecvrf_c as _c
-from vrf.errors import InvalidKey, InvalidProof, UnsupportedSuite, VRFError
+from vrf._args import (
+    BETA_LEN,
+    KEY_LEN,
+    PROOF_LEN,
+    PT_LEN,
+    SUITE_ELL2,
+    SUITE_TAI,
+    check_bytes,
+    check_secret,
+    check_suite,
+)
+from vrf.errors import InvalidKey, InvalidProof, VRFError
 
-SUITE_TAI: Final = 0x03
-SUITE_ELL2: Final = 0x04
-_SUITES: Final = frozenset((SUITE_TAI, SUITE_ELL2))
-
-# RFC 9381 section 5.5 sizes for edwards25519 (ptLen = qLen = 32, cLen = 16, SHA-512 output).
-PT_LEN: Final = 32
-C_LEN: Final = 16
-PROOF_LEN: Final = 80
-BETA_LEN: Final = 64
-KEY_LEN: Final = 32
+__all__ = ["BETA_LEN", "KEY_LEN", "PROOF_LEN", "SUITE_ELL2", "SUITE_TAI"]
 
 # The keys of prove_trace in the backend contract (the extension reports more intermediates).
 _TRACE_KEYS: Final = ("h", "k", "u", "v", "gamma", "c", "s", "pi", "beta")
@@ -43,41 +45,15 @@ _PROOF_ERRORS: Final = {
 }
 
 
-def _check_suite(suite: int) -> int:
-    if not isinstance(suite, int):
-        raise TypeError(f"suite must be an int (0x03 or 0x04), got {type(suite).__name__}")
-    if suite not in _SUITES:
-        raise UnsupportedSuite(
-            f"suite {suite!r} is not supported: use 0x03 (ECVRF-EDWARDS25519-SHA512-TAI) "
-            "or 0x04 (ECVRF-EDWARDS25519-SHA512-ELL2)"
-        )
-    return suite
-
-
-def _check_bytes(name: str, value: object) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError(f"{name} must be bytes, got {type(value).__name__}")
-    return value
-
-
-def _check_secret(sk: object) -> bytes:
-    sk = _check_bytes("sk", sk)
-    if len(sk) != KEY_LEN:
-        raise InvalidKey(
-            f"secret key must be the {KEY_LEN}-byte RFC 8032 seed, got {len(sk)} bytes"
-        )
-    return sk
-
-
 def _check_public_key(pk: object) -> bytes:
-    pk = _check_bytes("pk", pk)
+    pk = check_bytes("pk", pk)
     if len(pk) != PT_LEN:
         raise InvalidKey(f"public key must be {PT_LEN} bytes, got {len(pk)}")
     return pk
 
 
 def _check_proof(pi: object) -> bytes:
-    pi = _check_bytes("pi", pi)
+    pi = check_bytes("pi", pi)
     if len(pi) != PROOF_LEN:
         raise InvalidProof(f"proof must be {PROOF_LEN} bytes, got {len(pi)}")
     return pi
@@ -102,7 +78,7 @@ def public_key(sk: bytes) -> bytes:
 
     Raises TypeError if sk is not bytes and InvalidKey if it is not 32 bytes long.
     """
-    status, pk = _c.public_key(_check_secret(sk))
+    status, pk = _c.public_key(check_secret(sk))
     if status != _c.STATUS_OK:
         raise _fail(status)
     return pk
@@ -114,7 +90,7 @@ def validate_key(suite: int, pk: bytes) -> None:
     Raises UnsupportedSuite for an unknown suite, TypeError if pk is not bytes, and InvalidKey
     otherwise; the caller must reject the key (never retry with it).
     """
-    suite = _check_suite(suite)
+    suite = check_suite(suite)
     pk = _check_public_key(pk)
     status = _c.validate_key(suite, pk)
     if status != _c.STATUS_OK:
@@ -127,9 +103,9 @@ def prove(suite: int, sk: bytes, alpha: bytes) -> bytes:
     Raises UnsupportedSuite, TypeError, or InvalidKey (sk not 32 bytes); fix the call.
     Deterministic: the same (suite, sk, alpha) always gives the same pi.
     """
-    suite = _check_suite(suite)
-    sk = _check_secret(sk)
-    alpha = _check_bytes("alpha", alpha)
+    suite = check_suite(suite)
+    sk = check_secret(sk)
+    alpha = check_bytes("alpha", alpha)
     status, pi = _c.prove(suite, sk, alpha)
     if status != _c.STATUS_OK:
         raise _fail(status)
@@ -139,9 +115,9 @@ def prove(suite: int, sk: bytes, alpha: bytes) -> bytes:
 def prove_trace(suite: int, sk: bytes, alpha: bytes) -> dict[str, bytes]:
     """ECVRF_prove with its intermediates h, k, u, v, gamma, c, s, pi, beta (for the RFC
     vectors). Same errors as `prove`. The result holds the nonce k: never log or send it."""
-    suite = _check_suite(suite)
-    sk = _check_secret(sk)
-    alpha = _check_bytes("alpha", alpha)
+    suite = check_suite(suite)
+    sk = check_secret(sk)
+    alpha = check_bytes("alpha", alpha)
     status, trace = _c.prove_trace(suite, sk, alpha)
     if status != _c.STATUS_OK:
         raise _fail(status)
@@ -156,9 +132,9 @@ def verify(suite: int, pk: bytes, pi: bytes, alpha: bytes) -> bytes:
     a non-canonical Gamma, s >= q, or fails the equation (treat the output as absent and, if a
     peer sent it, penalise the peer).
     """
-    suite = _check_suite(suite)
+    suite = check_suite(suite)
     pk = _check_public_key(pk)
-    alpha = _check_bytes("alpha", alpha)
+    alpha = check_bytes("alpha", alpha)
     pi = _check_proof(pi)
     status, beta = _c.verify(suite, pk, pi, alpha)
     if status != _c.STATUS_OK:
@@ -172,7 +148,7 @@ def proof_to_hash(suite: int, pi: bytes) -> bytes:
     Only use beta from a proof that `verify` accepted (verify returns the same beta). Raises
     UnsupportedSuite, TypeError, or InvalidProof if pi does not decode.
     """
-    suite = _check_suite(suite)
+    suite = check_suite(suite)
     pi = _check_proof(pi)
     status, beta = _c.proof_to_hash(suite, pi)
     if status != _c.STATUS_OK:

@@ -21,19 +21,22 @@ import hashlib
 from functools import cache
 from typing import NamedTuple
 
-from vrf.errors import InvalidKey, InvalidProof, UnsupportedSuite, VRFError
+from vrf._args import (
+    BETA_LEN,
+    C_LEN,
+    KEY_LEN,
+    PROOF_LEN,
+    PT_LEN,
+    Q_LEN,
+    SUITE_ELL2,
+    SUITE_TAI,
+    check_bytes,
+    check_secret,
+    check_suite,
+)
+from vrf.errors import InvalidKey, InvalidProof, VRFError
 
-SUITE_TAI = 0x03
-SUITE_ELL2 = 0x04
-_SUITES = frozenset((SUITE_TAI, SUITE_ELL2))
-
-# Sizes of RFC 9381 section 5.5 for edwards25519: ptLen = qLen = 32, cLen = 16, SHA-512.
-PT_LEN = 32
-C_LEN = 16
-Q_LEN = 32
-PROOF_LEN = PT_LEN + C_LEN + Q_LEN
-BETA_LEN = 64
-KEY_LEN = 32
+__all__ = ["BETA_LEN", "KEY_LEN", "PROOF_LEN", "SUITE_ELL2", "SUITE_TAI"]
 
 # --- field and group constants (RFC 8032 section 5.1) --------------------------------------------
 
@@ -378,30 +381,8 @@ def _sha512(*parts: bytes) -> bytes:
     return h.digest()
 
 
-def _check_suite(suite: int) -> bytes:
-    if not isinstance(suite, int):
-        raise TypeError(f"suite must be an int (0x03 or 0x04), got {type(suite).__name__}")
-    if suite not in _SUITES:
-        raise UnsupportedSuite(
-            f"suite {suite!r} is not supported: use 0x03 (ECVRF-EDWARDS25519-SHA512-TAI) "
-            "or 0x04 (ECVRF-EDWARDS25519-SHA512-ELL2)"
-        )
-    return bytes([suite])
-
-
-def _check_bytes(name: str, value: object) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError(f"{name} must be bytes, got {type(value).__name__}")
-    return value
-
-
-def _check_secret(sk: object) -> bytes:
-    sk = _check_bytes("sk", sk)
-    if len(sk) != KEY_LEN:
-        raise InvalidKey(
-            f"secret key must be the {KEY_LEN}-byte RFC 8032 seed, got {len(sk)} bytes"
-        )
-    return sk
+def _suite_string(suite: int) -> bytes:
+    return bytes([check_suite(suite)])
 
 
 # --- keys (RFC 8032 section 5.1.5) ---------------------------------------------------------------
@@ -418,7 +399,7 @@ def _expand_secret(sk: bytes) -> tuple[int, bytes]:
 
 def secret_scalar(sk: bytes) -> bytes:
     """The secret scalar x of RFC 9381 (RFC 8032 clamped), 32 bytes little-endian."""
-    x, _ = _expand_secret(_check_secret(sk))
+    x, _ = _expand_secret(check_secret(sk))
     return x.to_bytes(32, "little")
 
 
@@ -427,13 +408,13 @@ def public_key(sk: bytes) -> bytes:
 
     Raises TypeError if sk is not bytes and InvalidKey if it is not 32 bytes long.
     """
-    x, _ = _expand_secret(_check_secret(sk))
+    x, _ = _expand_secret(check_secret(sk))
     return encode_point(base_mul(x))
 
 
 def _decode_public_key(pk: object) -> Point:
     """ECVRF_validate_key (RFC 9381 section 5.4.5) with strict decoding."""
-    pk = _check_bytes("pk", pk)
+    pk = check_bytes("pk", pk)
     if len(pk) != PT_LEN:
         raise InvalidKey(f"public key must be {PT_LEN} bytes, got {len(pk)}")
     y = decode_point(pk)
@@ -454,7 +435,7 @@ def validate_key(suite: int, pk: bytes) -> None:
     Raises UnsupportedSuite for an unknown suite, TypeError if pk is not bytes, and InvalidKey
     otherwise; the caller must reject the key (never retry with it).
     """
-    _check_suite(suite)
+    _suite_string(suite)
     _decode_public_key(pk)
 
 
@@ -573,7 +554,7 @@ def ell2_intermediates(pk: bytes, alpha: bytes) -> dict[str, bytes | bool]:
     Keys: "h2c_uniform_bytes" (48 bytes), "h2c_u" and "h2c_gx1" (32-byte little-endian field
     elements, the vectors' format), "h2c_gx1_is_square" (bool), "h" (32-byte point encoding).
     """
-    trace = h2c_encode_to_curve(_check_bytes("pk", pk) + _check_bytes("alpha", alpha), H2C_DST)
+    trace = h2c_encode_to_curve(check_bytes("pk", pk) + check_bytes("alpha", alpha), H2C_DST)
     return {
         "h2c_uniform_bytes": trace.uniform_bytes,
         "h2c_u": trace.u.to_bytes(32, "little"),
@@ -585,8 +566,8 @@ def ell2_intermediates(pk: bytes, alpha: bytes) -> dict[str, bytes | bool]:
 
 def tai_intermediates(pk: bytes, alpha: bytes) -> tuple[bytes, int]:
     """(h, ctr) of the TAI encode_to_curve of (pk, alpha), for the vectors' tai_ctr."""
-    _check_bytes("pk", pk)
-    _check_bytes("alpha", alpha)
+    check_bytes("pk", pk)
+    check_bytes("alpha", alpha)
     point, ctr = encode_to_curve_tai(bytes([SUITE_TAI]), pk, alpha)
     return encode_point(point), ctr
 
@@ -602,8 +583,8 @@ def _encode_to_curve(suite_string: bytes, salt: bytes, alpha: bytes) -> Point:
 
 def nonce_k_string(sk: bytes, h_string: bytes) -> bytes:
     """RFC 9381 section 5.4.2.2 k_string = SHA-512(SHA-512(sk)[32:64] || h_string)."""
-    _, prefix = _expand_secret(_check_secret(sk))
-    return _sha512(prefix, _check_bytes("h_string", h_string))
+    _, prefix = _expand_secret(check_secret(sk))
+    return _sha512(prefix, check_bytes("h_string", h_string))
 
 
 def _challenge(suite_string: bytes, encoded_points: list[bytes]) -> bytes:
@@ -618,7 +599,7 @@ def _gamma_to_hash(suite_string: bytes, gamma: Point) -> bytes:
 
 def _decode_proof(pi: object) -> tuple[Point, int, int]:
     """ECVRF_decode_proof (RFC 9381 section 5.4.4), strict: canonical Gamma, s < q."""
-    pi = _check_bytes("pi", pi)
+    pi = check_bytes("pi", pi)
     if len(pi) != PROOF_LEN:
         raise InvalidProof(f"proof must be {PROOF_LEN} bytes, got {len(pi)}")
     gamma = decode_point(pi[:PT_LEN])
@@ -637,7 +618,7 @@ def proof_to_hash(suite: int, pi: bytes) -> bytes:
     Does not verify the proof: only use beta from a proof that `verify` accepted (verify returns
     the same beta). Raises UnsupportedSuite, TypeError, or InvalidProof if pi does not decode.
     """
-    suite_string = _check_suite(suite)
+    suite_string = _suite_string(suite)
     gamma, _, _ = _decode_proof(pi)
     return _gamma_to_hash(suite_string, gamma)
 
@@ -650,9 +631,9 @@ def prove_trace(suite: int, sk: bytes, alpha: bytes) -> dict[str, bytes]:
 
     Raises UnsupportedSuite, TypeError, or InvalidKey (sk not 32 bytes).
     """
-    suite_string = _check_suite(suite)
-    sk = _check_secret(sk)
-    alpha = _check_bytes("alpha", alpha)
+    suite_string = _suite_string(suite)
+    sk = check_secret(sk)
+    alpha = check_bytes("alpha", alpha)
     x, prefix = _expand_secret(sk)
     y_point = base_mul(x)
     pk = encode_point(y_point)
@@ -702,9 +683,9 @@ def verify(suite: int, pk: bytes, pi: bytes, alpha: bytes) -> bytes:
     a non-canonical Gamma, s >= q, or fails the equation (treat the output as absent and, if a
     peer sent it, penalise the peer).
     """
-    suite_string = _check_suite(suite)
+    suite_string = _suite_string(suite)
     y_point = _decode_public_key(pk)
-    alpha = _check_bytes("alpha", alpha)
+    alpha = check_bytes("alpha", alpha)
     gamma, c, s = _decode_proof(pi)
     h_point = _encode_to_curve(suite_string, pk, alpha)
     # U = s*B - c*Y and V = s*H - c*Gamma; -c is folded into the negated points' tables.
