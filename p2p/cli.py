@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Packages that add their own subcommands: each module has `register(subparsers) -> None`, which
 # adds parsers whose `func` default takes the parsed args and returns an exit code.
-_PACKAGE_CLIS: tuple[str, ...] = ("executor.cli", "ledger.cli", "committee.cli")
+_PACKAGE_CLIS: tuple[str, ...] = ("executor.cli", "ledger.cli", "committee.cli", "simnet.cli")
 
 
 def _cmd(name: str) -> object:
