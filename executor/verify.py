@@ -53,6 +53,11 @@ KILL_SLACK_US = 2_000_000
 # two periods plus 10 % for sampling skew before calling the figure impossible.
 CPU_SLACK_PERIODS = 2
 
+# The cgroup charges a page before it reclaims or OOM-kills, so a sampled peak of a job that ran
+# into its limit can read a few pages above it (seen: 4 KiB over a 64 MiB limit). Honest reports
+# must not fail on that; a real overrun is far larger.
+MEMORY_SAMPLE_SLACK_BYTES = 256 * 1024
+
 
 class VerdictReason(enum.IntEnum):
     """Machine-readable reason of a verdict (stable numbers: they may appear in votes)."""
@@ -285,7 +290,10 @@ def _check_limits(body: ReportBody, spec: JobSpec, pids_limit: int) -> Verdict |
             VerdictReason.LIMIT_EXCEEDED,
             f"captured {captured} output bytes, limit {limits.output_bytes_max}",
         )
-    if usage.peak_memory_bytes is not None and usage.peak_memory_bytes > limits.memory_bytes:
+    if (
+        usage.peak_memory_bytes is not None
+        and usage.peak_memory_bytes > limits.memory_bytes + MEMORY_SAMPLE_SLACK_BYTES
+    ):
         return _reject(
             VerdictReason.LIMIT_EXCEEDED,
             f"peak memory {usage.peak_memory_bytes} B above the limit {limits.memory_bytes} B",

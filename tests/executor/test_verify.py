@@ -31,6 +31,7 @@ from executor.sandbox import output_hash
 from executor.spec import JobSpec, make_spec, spec_hash_of
 from executor.tee import FakeTee
 from executor.verify import (
+    MEMORY_SAMPLE_SLACK_BYTES,
     TaskView,
     VerdictReason,
     VerifyPolicy,
@@ -114,7 +115,11 @@ RESIGNED: list[tuple[str, object, VerdictReason]] = [
     ("outcome", Outcome.OUTPUT_LIMIT, VerdictReason.INCONSISTENT),
     ("exit_code", None, VerdictReason.INCONSISTENT),
     ("phases", _phases(run_us=5_000_000 + 2_000_001), VerdictReason.LIMIT_EXCEEDED),
-    ("usage", _usage(peak_memory_bytes=(128 << 20) + 1), VerdictReason.LIMIT_EXCEEDED),
+    (
+        "usage",
+        _usage(peak_memory_bytes=(128 << 20) + MEMORY_SAMPLE_SLACK_BYTES + 1),
+        VerdictReason.LIMIT_EXCEEDED,
+    ),
     ("usage", _usage(pids_peak=33), VerdictReason.LIMIT_EXCEEDED),
     ("usage", _usage(stdout_bytes=(1 << 20) + 1), VerdictReason.LIMIT_EXCEEDED),
     ("usage", _usage(cpu_time_us=10_000_000), VerdictReason.LIMIT_EXCEEDED),
