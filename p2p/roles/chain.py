@@ -36,8 +36,13 @@ from p2p.roles.base import Answer, Services
 # Blocks kept in memory to serve sync without an archive (the simulator, a node without a store):
 # a few minutes of blocks at the default interval, enough for a restarted peer to catch up.
 RECENT_BLOCKS_MAX: Final = 256
+# A gossiped block we already hold is still relayed when it is one of our last few (see `validate`).
+RELAY_BLOCKS_MAX: Final = 4
 # Blocks past a gap kept while sync fills it: more would be a peer trying to make us buffer.
 FUTURE_BLOCKS_MAX: Final = 16
+# A block one height past our tip waits this long for the missing one to arrive by gossip before
+# we ask for it (see `on_gossip`): a mesh hop takes well under a second.
+GAP_GRACE_MS: Final = 1000
 # Sync requests in flight at once (see `sync_now`).
 SYNC_IN_FLIGHT_MAX: Final = 2
 # Connected peers remembered as sync partners (the host keeps about 8; more is plenty).
@@ -60,6 +65,7 @@ class ChainRole:
         self.future: dict[int, tuple[CertifiedBlock, bytes]] = {}
         self.peers: dict[bytes, None] = {}
         self.syncing: set[int] = set()  # request ids of sync requests in flight
+        self.gap_timers: set[int] = set()  # missing heights waiting out GAP_GRACE_MS
         # True once this node reached the network's tip at least once (a sync answer had nothing
         # beyond our tip, a gossiped block extended it directly, or our own round finalised it):
         # a poster signs with the account's nonce only then.
@@ -90,7 +96,16 @@ class ChainRole:
         self.peers.pop(peer, None)
 
     def on_timer(self, key: tuple[object, ...]) -> None:
-        """The periodic sync check: ask for blocks if none arrived for a while."""
+        """The periodic sync check (ask for blocks if none arrived for a while), and the end of
+        a gap's grace (ask the peer that showed the later block, if the gap is still there)."""
+        if key[1] == "gap":
+            _, _, missing, sender = key
+            assert isinstance(missing, int)
+            assert isinstance(sender, bytes)
+            self.gap_timers.discard(missing)
+            if self.s.state.height < missing:
+                self.sync_now(sender)
+            return
         if key[1] != "sync":
             return
         if self.s.now_ms - self.last_progress_ms >= self.s.config.sync_every_ms:
@@ -121,12 +136,25 @@ class ChainRole:
         if header.chain != state.genesis_hash:
             return Reject("wrong-chain", PENALTY_INVALID_BLOCK, "genesis hash differs")
         if header.height <= state.height:
+            # Relay a block we hold ourselves (sync got it here first): an ignored message is not
+            # forwarded, and the peers behind us in the mesh would have to sync it too.
+            if self._recent_hash(header.height) == header.hash():
+                return ACCEPT
             return Ignore("old-block")
         try:
             verify_commit(header, cb.commit, state.validators)
         except LedgerError as exc:
             return Reject("bad-commit", PENALTY_INVALID_BLOCK, str(exc))
         return ACCEPT
+
+    def _recent_hash(self, height: int) -> bytes | None:
+        """The hash of the block we stored at `height`, if it is among the last RELAY_BLOCKS_MAX."""
+        if not self.recent:
+            return None
+        back = self.s.state.height - height
+        if not 0 <= back < min(RELAY_BLOCKS_MAX, len(self.recent)):
+            return None
+        return self.recent[-1 - back].block.header.hash()
 
     def on_gossip(self, sender: bytes, data: bytes) -> None:
         """A block that `validate` accepted."""
@@ -147,6 +175,14 @@ class ChainRole:
             self.future[height] = (cb, sender)
             while len(self.future) > FUTURE_BLOCKS_MAX:
                 del self.future[max(self.future)]
+        if height == tip + 2:
+            # One block missing: it is most likely still on its way through the mesh (gossip
+            # reorders under load). Syncing at once would make every peer that saw the two
+            # blocks out of order ask for one, a storm that slows the gossip further.
+            if tip + 1 not in self.gap_timers:
+                self.gap_timers.add(tip + 1)
+                self.s.timer(("chain", "gap", tip + 1, sender), GAP_GRACE_MS)
+            return
         self.sync_now(sender)
 
     # --- applying ----------------------------------------------------------------------------

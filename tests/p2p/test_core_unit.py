@@ -18,6 +18,7 @@ from ledger.tx import Credential, PostTask, Transaction, Transfer, TxKind, sign_
 from p2p import events as ev
 from p2p.admission import admit
 from p2p.core import CoreConfig, CoreConfigError, PeerCore
+from p2p.roles.chain import GAP_GRACE_MS
 from p2p.wire import ConsensusMessage
 from tests.p2p.core_support import job
 
@@ -205,7 +206,9 @@ def test_a_follower_applies_gossiped_blocks_and_fills_gaps_by_sync() -> None:
     (stored,) = _of(feed(core, blocks[0]), ev.StoreBlock)
     assert stored.block == blocks[0]
     assert core.height == 1
-    assert isinstance(core.validate_gossip(ev.TOPIC_BLOCKS, PEER, blocks[0].encode()), ev.Ignore)
+    # A block we hold is relayed (accepted by validation) but not applied again.
+    assert isinstance(core.validate_gossip(ev.TOPIC_BLOCKS, PEER, blocks[0].encode()), ev.Accept)
+    assert not _of(feed(core, blocks[0]), ev.StoreBlock)
     # Block 4 arrives before 2 and 3: kept, and the sender is asked for what is missing.
     actions = feed(core, blocks[3])
     (request,) = _of(actions, ev.Request)
@@ -218,6 +221,35 @@ def test_a_follower_applies_gossiped_blocks_and_fills_gaps_by_sync() -> None:
     assert [s.block.block.header.height for s in _of(actions, ev.StoreBlock)] == [2, 3, 4]
     assert core.height == 4
     assert core.state.state_root == _after(blocks).state_root
+
+
+def test_a_one_block_gap_waits_for_gossip_before_syncing() -> None:
+    blocks = dev_blocks(4)
+    core = follower_core()
+    core.handle(ev.Started(0))
+    feed(core, blocks[0])
+    # Block 3 before block 2: no sync yet, a grace timer instead.
+    actions = feed(core, blocks[2], now_ms=10)
+    assert not _of(actions, ev.Request)
+    (timer,) = [t for t in _of(actions, ev.StartTimer) if t.key[:2] == ("chain", "gap")]
+    assert timer.delay_ms == GAP_GRACE_MS
+    # Block 2 comes by gossip within the grace: both apply and the timer finds nothing to do.
+    assert [a.block.block.header.height for a in _of(feed(core, blocks[1], 15), ev.StoreBlock)] == [
+        2,
+        3,
+    ]
+    assert not _of(core.handle(ev.TimerFired(20, timer.key)), ev.Request)
+    # A later one-block gap that gossip does not fill is synced when the grace ends.
+    timer2 = _of(feed(core, dev_blocks(5)[4], now_ms=30), ev.StartTimer)[-1]
+    (request,) = _of(core.handle(ev.TimerFired(30 + GAP_GRACE_MS, timer2.key)), ev.Request)
+    assert request.protocol == ev.PROTO_SYNC
+    assert SyncRequest.decode(request.data).first == 4
+    # An old block that is not the one we hold is not relayed.
+    header = dataclasses.replace(blocks[1].block.header, time_ms=blocks[1].block.header.time_ms + 1)
+    other = dataclasses.replace(
+        blocks[1], block=dataclasses.replace(blocks[1].block, header=header)
+    )
+    assert isinstance(core.validate_gossip(ev.TOPIC_BLOCKS, PEER, other.encode()), ev.Ignore)
 
 
 def test_forged_and_malformed_blocks_are_rejected() -> None:
