@@ -714,7 +714,8 @@ class P2PHost:
                 try:
                     stream = await self._lhost.new_stream(peer_id, [TProtocol(config.protocol_id)])
                 except (BaseLibp2pError, OSError, ValueError) as exc:
-                    raise PeerUnreachable(peer, f"no stream: {exc!r}") from None
+                    cause = f" (cause: {exc.__cause__!r})" if exc.__cause__ is not None else ""
+                    raise PeerUnreachable(peer, f"no stream: {exc!r}{cause}") from None
                 try:
                     await framing.write_frame(stream, data)
                     # +1: the status byte in front of the payload.
