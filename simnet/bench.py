@@ -20,6 +20,7 @@ import multiprocessing
 import pathlib
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -40,12 +41,21 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+def _replay(sc: Scenario) -> str:
+    """The command that replays a benchmark's deterministic scenario (default policy mix)."""
+    wl = sc.workload
+    return (
+        f"posi-peer simnet --deterministic --seed {sc.seed} --peers {sc.peers} "
+        f"--validators {sc.validators} --tasks {wl.tasks} --rate {wl.rate_per_s} "
+        f"--posters {wl.posters} --tau {wl.tau} --byzantine-stake {sc.byzantine.stake} "
+        f"--liveness-bound {sc.phases.liveness_bound_ms}"
+    )
+
+
 def _det(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
     from simnet import deterministic  # noqa: PLC0415
 
-    return deterministic.run(
-        scenario, reproduce=f"posi-peer simnet --deterministic --seed {scenario.seed} ..."
-    )
+    return deterministic.run(scenario, reproduce=_replay(scenario))
 
 
 def scaling(sizes: Sequence[int], tasks: int, seed: int, out: pathlib.Path) -> dict[str, Any]:
@@ -129,7 +139,17 @@ def deterministic_target(peers: int, tasks: int, seed: int, out: pathlib.Path) -
 
 
 def _sweep_one(sc: Scenario) -> dict[str, Any]:
-    report, _ = _det(sc)
+    """One seed of a sweep. An exception is returned as the seed's result (with its traceback and
+    the command that replays it), so that one broken seed does not end the sweep."""
+    try:
+        report, _ = _det(sc)
+    except Exception:  # noqa: BLE001 - reported with its traceback, counted as an error
+        return {
+            "seed": sc.seed,
+            "result": "error",
+            "error": traceback.format_exc(limit=-8),
+            "reproduce": _replay(sc),
+        }
     return {
         "seed": sc.seed,
         "result": report["result"],
@@ -165,13 +185,19 @@ def seeds(
         for s in range(first, first + count)
     ]
     started = time.perf_counter()
-    safety = liveness = explained = tasks = completed = failed = expired = 0
+    safety = liveness = explained = tasks = completed = failed = expired = errors = 0
     rostered = faulty_third = 0
     predicted: dict[str, Any] = {}
     failures: list[str] = []
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(processes) as pool:
         for i, r in enumerate(pool.imap_unordered(_sweep_one, scenarios, chunksize=8)):
+            if r["result"] == "error":
+                errors += 1
+                failures.append(
+                    f"seed {r['seed']}: raised\n{r['error']}reproduce: {r['reproduce']}"
+                )
+                continue
             safety += len(r["safety"])
             liveness += len(r["liveness"])
             explained += r["explained"]
@@ -200,6 +226,7 @@ def seeds(
         "expired": expired,
         "safety_violations": safety,
         "liveness_violations": liveness,
+        "errors": errors,
         "stalls_explained": explained,
         "rosters": rostered,
         "rosters_faulty_at_least_a_third": faulty_third,
@@ -211,7 +238,8 @@ def seeds(
     out.mkdir(parents=True, exist_ok=True)
     rpt.write_json(out / f"seeds-tau{tau}-stake{stake}.json", figures)
     _say(
-        f"{count} seeds at {stake:.0%} byzantine stake, tau {tau}: safety violations {safety}, "
+        f"{count} seeds at {stake:.0%} byzantine stake, tau {tau}: errors {errors}, "
+        f"safety violations {safety}, "
         f"liveness violations {liveness} (stalls explained by faulty weight >= 1/3: "
         f"{explained}); tasks {tasks}: completed {completed}, failed {failed}, expired "
         f"{expired}; rosters with faulty weight >= 1/3: {faulty_third}/{rostered} "
@@ -320,7 +348,7 @@ def main_args(args: argparse.Namespace) -> int:
             out=out,
             processes=args.processes,
         )
-        return 0 if figures["safety_violations"] == 0 else 1
+        return 0 if figures["safety_violations"] == figures["errors"] == 0 else 1
     if args.what == "liveness":
         taus = [int(t) for t in args.taus.split(",")]
         liveness_vs_tau(taus, min(args.seeds, 1000), args.byzantine_stake, out)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from simnet import cli
+from simnet import bench, cli
 from simnet.errors import ScenarioError
+from simnet.scenario import Byzantine, Phases, Scenario, Workload
 
 
 def run_cli(argv: list[str]) -> int:
@@ -171,3 +172,32 @@ def test_shipped_scenarios_parse(name: str) -> None:
     if name == "faults":
         assert {f.kind for f in sc.faults} == {"crash", "partition", "slow", "loss"}
         assert sc.faults_until_ms == 40000
+
+
+def test_a_benchmark_seed_replays_with_its_printed_command(tmp_path: Path) -> None:
+    sc = Scenario(
+        seed=5,
+        peers=16,
+        validators=4,
+        workload=Workload(tasks=2, rate_per_s=1.0, tau=16, posters=1),
+        byzantine=Byzantine(stake=0.2),
+        phases=Phases(liveness_bound_ms=120_000),
+    )
+    report, _ = bench._det(sc)
+    command = report["reproduce"].split()
+    assert command[:2] == ["posi-peer", "simnet"]
+    assert run_cli([*command[1:], "--out", str(tmp_path), "--no-plots", "--quiet"]) == 0
+    replayed = json.loads((tmp_path / "report.json").read_text())
+    for part in ("tasks", "messages", "checks", "latency_ms", "chain", "penalties"):
+        assert replayed[part] == report[part], part
+
+
+def test_a_sweep_seed_that_raises_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_: Scenario) -> None:
+        raise IndexError("pop from an empty deque")
+
+    monkeypatch.setattr(bench, "_det", broken)
+    result = bench._sweep_one(Scenario(seed=9, peers=16, validators=4))
+    assert result["result"] == "error"
+    assert "IndexError: pop from an empty deque" in result["error"]
+    assert result["reproduce"].startswith("posi-peer simnet --deterministic --seed 9 ")

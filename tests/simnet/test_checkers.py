@@ -1,0 +1,97 @@
+"""The checkers on hand-made observations: each safety rule fires on its own violation."""
+
+from __future__ import annotations
+
+from ledger.state import genesis_state
+from p2p.events import TaskEvent, TaskPhase
+from simnet.checkers import Findings, check
+from simnet.observe import Recorder
+from simnet.scenario import Phases, Scenario, Workload
+from simnet.world import World, build_world
+
+
+def _world() -> World:
+    sc = Scenario(
+        seed=1,
+        peers=6,
+        validators=4,
+        workload=Workload(tasks=1, tau=4, posters=1),
+        phases=Phases(liveness_bound_ms=1000),
+    )
+    return build_world(sc)
+
+
+def _safety(
+    world: World, rec: Recorder, lies: frozenset[bytes] | set[bytes] = frozenset()
+) -> Findings:
+    """The checkers' findings on `rec`, judged at time 0 (no liveness deadline has passed)."""
+    return check(
+        world,
+        rec,
+        genesis_state(world.genesis),
+        faulty=set(),
+        lies=set(lies),
+        end_ms=0,
+        finished_early=False,
+    )
+
+
+def test_two_blocks_at_one_height_is_a_safety_violation() -> None:
+    world = _world()
+    rec = Recorder([True] * len(world.peers))
+    rec.stored(0, 1, b"\x01" * 32, 10)
+    rec.stored(1, 1, b"\x01" * 32, 11)
+    rec.stored(2, 1, b"\x02" * 32, 12)
+    found = _safety(world, rec)
+    assert len(found.safety) == 1
+    assert "height 1: 2 different blocks" in found.safety[0]
+    assert "(2 peers)" in found.safety[0]
+
+
+def test_two_executors_or_two_results_from_honest_peers_are_violations() -> None:
+    world = _world()
+    honest = [True] * len(world.peers)
+    honest[5] = False
+    rec = Recorder(honest)
+    task = b"\x07" * 32
+    rec.submitted(0, task, 5)
+    rec.task_event(4, TaskEvent(task, TaskPhase.EXECUTOR_CONFIRMED, 10, "attempt 0: aaaa"))
+    rec.task_event(6, TaskEvent(task, TaskPhase.EXECUTOR_CONFIRMED, 11, "attempt 0: bbbb"))
+    # a byzantine peer's announcements are not decisions
+    rec.task_event(5, TaskEvent(task, TaskPhase.CERTIFIED, 12, "cc" * 32))
+    found = _safety(world, rec)
+    assert any("2 different executors" in v for v in found.safety)
+    assert not any("certified reports" in v for v in found.safety)
+    rec.task_event(4, TaskEvent(task, TaskPhase.CERTIFIED, 13, "dd" * 32))
+    rec.task_event(6, TaskEvent(task, TaskPhase.CERTIFIED, 14, "ee" * 32))
+    found = _safety(world, rec)
+    assert any("2 different certified reports" in v for v in found.safety)
+
+
+def test_a_certified_lie_and_a_wrong_output_are_violations() -> None:
+    world = _world()
+    rec = Recorder([True] * len(world.peers))
+    task = b"\x09" * 32
+    rec.submitted(0, task, 5)
+    lie = b"\x33" * 32
+    rec.task_event(4, TaskEvent(task, TaskPhase.CERTIFIED, 13, lie.hex()))
+    rec.by_id[task].output = b"not the output"
+    found = _safety(world, rec, lies={lie})
+    assert any("wrong result was certified" in v for v in found.safety)
+    assert any("wrong output" in v for v in found.safety)
+    # the right output is not a finding
+    rec.by_id[task].output = world.tasks[0].expected_output
+    found = _safety(world, rec)
+    assert found.safety == []
+
+
+def test_an_undecided_task_fails_liveness_only_after_its_deadline() -> None:
+    world = _world()
+    rec = Recorder([True] * len(world.peers))
+    rec.submitted(0, b"\x05" * 32, 100)
+    state = genesis_state(world.genesis)
+    early = check(world, rec, state, faulty=set(), lies=set(), end_ms=500, finished_early=False)
+    assert early.liveness == []  # stopped before the deadline (100 + 1000 ms): not judged
+    late = check(world, rec, state, faulty=set(), lies=set(), end_ms=5000, finished_early=False)
+    assert len(late.liveness) == 1
+    assert "not decided (not-included)" in late.liveness[0]
