@@ -2,19 +2,25 @@
 spread over worker processes, with real Docker jobs (one engine shared by every peer) or the fake
 sandbox.
 
-Layout. The coordinator (this process) builds the world (`simnet.world`), starts `workers` worker
-processes and gives each every `workers`-th peer. A worker runs one trio loop holding its peers:
+Layout. The coordinator (this process) builds the world (`simnet.world`) and starts `workers`
+worker processes for the operators (dealt round-robin) plus one process for the validators and the
+posters: in a real network they are separate machines, and a validator sharing an event loop with
+150 operators' libp2p stacks finalised a block a minute instead of one per interval (measured). A
+worker runs one trio loop holding its peers:
 
 - a light shell per peer (`LivePeer`): its host, its core (a `simnet.shared.SimCore`: the pure
   checks shared by the peers of the process, as in the deterministic mode), gossip readers and
-  request handlers; the worker's single event loop is the only caller of every core's `handle`,
-  and one timer heap serves all of them (py-libp2p costs 6-24 ms of CPU per gossip delivery, so
-  the shell around it must cost nothing next to it);
-- hosts are opened and closed one after another (the library fails when many stop at once), each
-  with few connections (`CONNECTIONS_TARGET`): the notes measured CPU per delivery growing with
-  connections and swarm size;
-- every peer knows every other peer's address (the coordinator distributes them once all listen):
-  roster members, validators and executors are reached by identity over direct streams.
+  request handlers; the worker's single event loop is the only caller of every core's `handle`
+  and takes queued events in slices of `LOOP_SLICE_S` (a checkpoint per event let the queue grow
+  to 15-30 s of waiting at 300 peers); one timer heap serves all peers;
+- hosts are opened one after another, each with few connections (`CONNECTIONS_TARGET`): the notes
+  measured CPU per delivery growing with connections and swarm size; host upkeep runs every
+  `MAINTAIN_INTERVAL_S` instead of every second (hundreds of hosts per process);
+- every peer knows every other peer's address (ports are picked before the run): roster members,
+  validators and executors are reached by identity over direct streams;
+- once every host listens, the workload waits until the swarm has formed (`_settle`: the chain at
+  `SETTLE_HEIGHT`, `SETTLE_SHARE` of the peers holding a block); a worker that sent its final
+  figures exits without closing its hosts one by one.
 
 The coordinator follows the chain itself (it applies every block a worker reports, checking its
 commit certificate), collects the observations (task timelines, stored blocks, executions, results)
@@ -24,8 +30,13 @@ at their times, prints progress, and at the end runs the same checkers and write
 Faults in this mode act in the shells: a crash closes the peer's host (remotes see it leave) and a
 restart reopens it on the same port with a core rebuilt from the state and commit it last stored;
 partitions, slow links and extra loss filter and delay what a peer's shell hands to its core and
-sends out (the TCP connections themselves stay up). Times in a scenario count from the moment every
-peer listens and knows the others (`t0`).
+sends out (the TCP connections themselves stay up). Times in a scenario count from the end of the
+settling wait (`t0`).
+
+Each worker reports, next to its CPU and memory, how late its loop woke a sleeper (`loop_lag_ms`),
+how long events waited for their core (`queue_wait_ms`), answered requests' round trips by protocol
+and whether a connection had to be dialled (`request_ms`), mesh sizes per topic and connections per
+peer: where a large run spends its time.
 """
 
 from __future__ import annotations
@@ -36,11 +47,11 @@ import dataclasses
 import functools
 import heapq
 import itertools
-import math
 import multiprocessing
 import multiprocessing.connection
 import os
 import random
+import socket
 import time
 from collections.abc import Callable, Hashable
 from typing import Any, Final
@@ -84,10 +95,16 @@ from simnet.world import PeerRole, PeerSpec, World, build_world
 # Connections each host keeps: few connections per peer keep GossipSub's per-delivery CPU low
 # (notes/py-libp2p-0.8.1.md); 4 random links per peer connect a swarm of hundreds w.h.p.
 CONNECTIONS_TARGET: Final = 4
-# Above this the library prunes: direct streams to roster members open more. Validators take a
-# connection from every peer that sends them transactions, so theirs is the swarm's size: a refused
-# dial puts the validator in the library's 60 s negative dial cache for that peer.
-CONNECTIONS_MAX: Final = 64
+# Above this the library prunes. Direct streams to roster members open more: a member of a few
+# rosters talks to dozens of peers, and at 48 the library could prune live roster links (the next
+# message redials, a failed dial lands in the 60 s negative dial cache). Validators accept the
+# whole swarm: every member sends them transactions. Not a cure for the committee request storm
+# described in the README (it happened at 128 too).
+CONNECTIONS_MAX: Final = 128
+# How often a host checks its connection targets (a real node: every second), and how often the
+# shells tell cores about connections: hundreds of hosts per process make both a cost.
+MAINTAIN_INTERVAL_S: Final = 5.0
+WATCH_INTERVAL_S: Final = 2.0
 # GossipSub mesh degrees for the simulator's hosts (D, D_lo, D_hi): a smaller mesh than a real
 # node's 6/4/12, because every extra mesh link is another copy of every block to process.
 GOSSIP_DEGREES: Final = (4, 3, 8)
@@ -106,6 +123,12 @@ INBOUND_REQUESTS_MAX: Final = 256
 # Executions at once per worker: one Docker engine serves every peer of the machine, and a
 # container start costs about 120 ms of the engine's time (executor README).
 EXECUTIONS_PER_WORKER_MAX: Final = 2
+# The loop-lag probe's sleep, and the samples kept of it and of the event queue's waits.
+LAG_PROBE_S: Final = 0.1
+SAMPLES_MAX: Final = 20_000
+SAMPLE_REPLACE_SHARE: Final = 0.01
+# The event loop hands events to cores for up to this long before it lets the hosts run.
+LOOP_SLICE_S: Final = 0.02
 # Observations are sent to the coordinator in batches at this interval.
 FLUSH_INTERVAL_S: Final = 0.5
 # A slow link adds this many milliseconds times its factor to every message (loopback has none).
@@ -115,10 +138,15 @@ PROGRESS_INTERVAL_S: Final = 5.0
 # After the last task is decided the run continues this many block intervals (the last blocks
 # reach every peer before the final figures).
 TAIL_BLOCKS: Final = 2
+# The workload starts once the chain has this height and this share of the peers stored a block.
+SETTLE_HEIGHT: Final = 2
+SETTLE_SHARE: Final = 0.95
 # How long a worker may take to open its hosts (the notes measured 15-20 s for 100 hosts).
 STARTUP_TIMEOUT_S: Final = 600.0
-# Closing a host takes 0.2 s on an idle machine (notes) and up to a second under load.
-CLOSE_S_PER_PEER: Final = 1.0
+# A stopping worker waits this long for its executions in flight, sends its figures and exits.
+EXIT_WAIT_S: Final = 120.0
+# Words of a failure reason kept when failures are counted by reason.
+REASON_WORDS_MAX: Final = 12
 # Different request failures and core warnings counted by name in the report.
 LOG_KINDS_MAX: Final = 64
 # Outputs sent to the coordinator for the checkers (bigger ones are sent as their hash only).
@@ -147,6 +175,7 @@ class WorkerSetup:
     image_digest: str
     sandbox: str
     epoch: float
+    ports: tuple[int, ...]  # every peer's listen port, by peer index
 
 
 @dataclasses.dataclass(slots=True)
@@ -196,10 +225,17 @@ class Worker:
             if spec.policy is not None:
                 rng = random.Random(f"policy/{setup.scenario.seed}/{index}")
                 policy = make_policy(spec.policy, spec.identity, rng, self.lies)
-            self.peers[index] = LivePeer(spec, policy)
+            self.peers[index] = LivePeer(spec, policy, port=setup.ports[index])
         self.index_of = {p.identity.public: p.index for p in self.world.peers}
-        # (peer index, incarnation, event or a maker of the event from `now_ms`, is a maker)
-        self.send, self.recv = trio.open_memory_channel[tuple[int, int, Any, bool]](EVENT_QUEUE_LEN)
+        # (peer index, incarnation, event or a maker of the event from `now_ms`, is a maker,
+        # when it was queued)
+        self.send, self.recv = trio.open_memory_channel[tuple[int, int, Any, bool, float]](
+            EVENT_QUEUE_LEN
+        )
+        self.queue_wait_ms: list[int] = []  # a sample of how long events waited for the loop
+        self.lag_ms: list[int] = []  # how late the loop woke a 100 ms sleeper
+        # answered requests' round trips by protocol and whether a connection had to be dialled
+        self.request_ms: collections.defaultdict[str, list[int]] = collections.defaultdict(list)
         self.timers: list[tuple[float, int, int, int, Hashable]] = []
         self.timer_seq = itertools.count()
         self.timer_wake = trio.Event()
@@ -212,9 +248,11 @@ class Worker:
         self.slow: dict[int, float] = {}
         self.loss = 0.0
         self.rng = random.Random(f"worker/{setup.scenario.seed}/{setup.worker}")
+        self.sample_rng = random.Random(setup.worker)
         self.book: dict[int, tuple[str, ...]] = {}
         self.stopping = trio.Event()
         self.profile: tuple[Any, str] | None = None
+        self.reported = False
         self.verify_policy = VerifyPolicy(
             allowed_runtimes=frozenset({Runtime.FAKE})
             if setup.sandbox == "fake"
@@ -226,11 +264,26 @@ class Worker:
 
     # --- hosts and cores -------------------------------------------------------------------
 
+    def address(self, index: int) -> str:
+        """A peer's full multiaddr (ports are fixed before the run)."""
+        identity = self.world.peers[index].identity.public
+        return f"/ip4/127.0.0.1/tcp/{self.setup.ports[index]}/p2p/{peer_id_of(identity)}"
+
     def host_config(self, peer: LivePeer) -> HostConfig:
         d, d_lo, d_hi = GOSSIP_DEGREES
+        # Validators keep each other as bootstrap peers: always redialled, so the block rounds
+        # never depend on a connection the library pruned or a dial it cached as failed.
+        bootstrap: tuple[str, ...] = ()
+        if peer.spec.role is PeerRole.VALIDATOR:
+            bootstrap = tuple(
+                self.address(p.index)
+                for p in self.world.peers
+                if p.role is PeerRole.VALIDATOR and p.index != peer.spec.index
+            )
         return HostConfig(
             identity=peer.spec.identity,
             listen_addrs=(f"/ip4/127.0.0.1/tcp/{peer.port}",),
+            bootstrap=bootstrap,
             topics=tuple(
                 TopicConfig(t.name, min(t.max_message_bytes, 4 * 1024 * 1024), 1024)
                 for t in ev.TOPICS
@@ -249,6 +302,7 @@ class Worker:
                 ),
                 max_known_peers=max(1024, len(self.world.peers) + 16),
                 max_dials_in_flight=2,
+                maintain_interval_s=MAINTAIN_INTERVAL_S,
                 pex_interval_s=60.0,
             ),
             request_timeout_s=max(p.timeout_ms for p in ev.PROTOCOLS) / 1000,
@@ -289,9 +343,6 @@ class Worker:
                 self.host_config(peer), rng=random.Random(f"host/{peer.spec.index}")
             ) as host:
                 peer.host = host
-                if peer.port == 0:
-                    addr = host.listen_addrs[0]
-                    peer.port = int(addr.split("/tcp/")[1].split("/")[0])
                 peer.core = self.make_core(peer)
                 peer.incarnation += 1
                 peer.inbound.clear()
@@ -346,27 +397,47 @@ class Worker:
     async def emit(self, peer: LivePeer, incarnation: int, event: Any) -> None:
         """Queue an event for the peer's core: an event, or a callable making it from the time
         the loop takes it (so its `now_ms` is the loop's clock)."""
-        await self.send.send((peer.spec.index, incarnation, event, callable(event)))
+        await self.send.send(
+            (peer.spec.index, incarnation, event, callable(event), trio.current_time())
+        )
 
     async def loop(self) -> None:
-        async for index, incarnation, item, maker in self.recv:
-            peer = self.peers[index]
-            if peer.core is None or peer.incarnation != incarnation:
-                continue
-            last = peer.core.s.now_ms
-            if maker:
-                event = item(max(last, self.now_ms()))
-            elif item.now_ms < last:
-                event = dataclasses.replace(item, now_ms=last)
-            else:
-                event = item
-            started = time.perf_counter_ns()
-            actions = peer.core.handle(event)
-            peer.busy_ns += time.perf_counter_ns() - started
-            peer.handled += 1
-            for action in actions:
-                self.act(peer, action)
-            await trio.lowlevel.checkpoint()
+        """Hand queued events to their cores. Events are taken in slices of LOOP_SLICE_S: a
+        checkpoint after every event would cost a pass over every runnable task of the libp2p
+        stack per event, and the queue would grow behind it."""
+        while True:
+            self.handle_one(await self.recv.receive())
+            sliced = time.perf_counter() + LOOP_SLICE_S
+            while time.perf_counter() < sliced:
+                try:
+                    item = self.recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                self.handle_one(item)
+
+    def handle_one(self, item: tuple[int, int, Any, bool, float]) -> None:
+        index, incarnation, made, maker, queued = item
+        waited = int((trio.current_time() - queued) * 1000)
+        if len(self.queue_wait_ms) < SAMPLES_MAX:
+            self.queue_wait_ms.append(waited)
+        elif self.sample_rng.random() < SAMPLE_REPLACE_SHARE:  # keep a sample of the whole run
+            self.queue_wait_ms[self.sample_rng.randrange(SAMPLES_MAX)] = waited
+        peer = self.peers[index]
+        if peer.core is None or peer.incarnation != incarnation:
+            return
+        last = peer.core.s.now_ms
+        if maker:
+            event = made(max(last, self.now_ms()))
+        elif made.now_ms < last:
+            event = dataclasses.replace(made, now_ms=last)
+        else:
+            event = made
+        started = time.perf_counter_ns()
+        actions = peer.core.handle(event)
+        peer.busy_ns += time.perf_counter_ns() - started
+        peer.handled += 1
+        for action in actions:
+            self.act(peer, action)
 
     def act(self, peer: LivePeer, action: Any) -> None:
         nursery = self.nursery
@@ -531,14 +602,20 @@ class Worker:
         if slow:
             await trio.sleep(SLOW_BASE_MS * slow / 1000)
         self.obs.append(("msg", f"request {action.protocol}", len(action.data)))
+        target_id = peer_id_of(action.peer)
         async with peer.request_slots:
+            connected = target_id in host.connected_peers()
+            started = trio.current_time()
             try:
                 data = await host.request(
-                    peer_id_of(action.peer),
+                    target_id,
                     action.protocol,
                     action.data,
                     timeout_s=action.timeout_ms / 1000,
                 )
+                took = self.request_ms[f"{action.protocol} {'warm' if connected else 'dial'}"]
+                if len(took) < SAMPLES_MAX:
+                    took.append(int((trio.current_time() - started) * 1000))
             except RequestTimeout as exc:
                 await fail(ev.FailureKind.TIMEOUT, str(exc))
                 return
@@ -607,20 +684,29 @@ class Worker:
                     await self.timer_wake.wait()
                 continue
             _, _, index, inc, key = heapq.heappop(self.timers)
-            await self.send.send((index, inc, functools.partial(ev.TimerFired, key=key), True))
+            await self.send.send(
+                (index, inc, functools.partial(ev.TimerFired, key=key), True, trio.current_time())
+            )
+
+    async def measure_lag(self) -> None:
+        """How late the loop wakes a task that sleeps LAG_PROBE_S: the loop's scheduling delay,
+        which every message handled in this process waits on top of its own work."""
+        while len(self.lag_ms) < SAMPLES_MAX:
+            asked = trio.current_time() + LAG_PROBE_S
+            await trio.sleep_until(asked)
+            self.lag_ms.append(int((trio.current_time() - asked) * 1000))
+        await trio.sleep_forever()
 
     async def watch_connections(self) -> None:
-        """Tell cores about connections (their sync partners), every second."""
+        """Tell cores about connections (their sync partners), every WATCH_INTERVAL_S."""
+        key_of = {peer_id_of(p.identity.public): p.identity.public for p in self.world.peers}
         while True:
-            await trio.sleep(1.0)
+            await trio.sleep(WATCH_INTERVAL_S)
             for peer in self.peers.values():
                 host = peer.host
                 if host is None:
                     continue
-                now = set()
-                for pid in host.connected_peers():
-                    with contextlib.suppress(Exception):
-                        now.add(public_key_of(pid))
+                now = {key_of[pid] for pid in host.connected_peers() if pid in key_of}
                 for gone in sorted(peer.connected - now):
                     await self.emit(
                         peer, peer.incarnation, lambda t, g=gone: ev.PeerDisconnected(t, g)
@@ -635,7 +721,9 @@ class Worker:
             self.flush_now()
 
     def flush_now(self) -> None:
-        if self.obs:
+        """Send the observations gathered so far (nothing once the final figures went out: the
+        coordinator stops reading then, and a blocked pipe would stall the shutdown)."""
+        if self.obs and not self.reported:
             batch, self.obs = self.obs, []
             self.conn.send(("obs", self.setup.worker, batch))
 
@@ -727,19 +815,27 @@ class Worker:
             nursery.start_soon(self.run_timers)
             nursery.start_soon(self.watch_connections)
             nursery.start_soon(self.flush)
+            nursery.start_soon(self.measure_lag)
             nursery.start_soon(self.commands)
             for peer in self.peers.values():
                 await self.emit(peer, peer.incarnation, ev.Started)
                 if peer.policy is not None and peer.policy.flood_interval_ms:
                     nursery.start_soon(self.flood, peer)
             await self.stopping.wait()
+            # Let the executions in flight finish (a verifier still re-running the job when the
+            # last task closed is counted, and its container is removed) before the figures.
+            with trio.move_on_after(EXIT_WAIT_S):
+                for _ in range(EXECUTIONS_PER_WORKER_MAX):
+                    await self.exec_slots.acquire()
             self.flush_now()
             self.conn.send(("stats", self.setup.worker, self.stats()))
+            self.reported = True
             if self.profile is not None:  # the run, not the shutdown
                 self.profile[0].dump_stats(self.profile[1])
-            for peer in self.peers.values():  # one after another: the library fails otherwise
-                await self.close_peer(peer)
-            nursery.cancel_scope.cancel()
+            # Nobody listens any more: leave without closing hundreds of hosts one by one
+            # (minutes under load; the library fails when many close at once).
+            self.conn.close()
+            os._exit(0)
 
     def stats(self) -> dict[str, Any]:
         import psutil  # noqa: PLC0415
@@ -761,6 +857,18 @@ class Worker:
             "gossip_in": dict(gossip_in),
             "gossip_in_bytes": dict(gossip_in_bytes),
             "lies": sorted(self.lies),
+            "loop_lag_ms": percentiles(self.lag_ms),
+            "queue_wait_ms": percentiles(self.queue_wait_ms),
+            "request_ms": {k: percentiles(v) for k, v in sorted(self.request_ms.items())},
+            "mesh": {
+                t.name: percentiles(
+                    len(p.host.mesh_peers(t.name)) for p in self.peers.values() if p.host
+                )
+                for t in ev.TOPICS
+            },
+            "connections": percentiles(
+                len(p.host.connected_peers()) for p in self.peers.values() if p.host
+            ),
         }
 
 
@@ -819,6 +927,10 @@ class Coordinator:
         self.logs: collections.Counter[str] = collections.Counter()
 
     def owner(self, index: int) -> int:
+        """The worker holding peer `index`: validators and posters share a process of their own
+        (the last one); operators are dealt round-robin over the others."""
+        if self.world.peers[index].role is not PeerRole.OPERATOR:
+            return self.workers
         return index % self.workers
 
     def feed(self, batch: list[tuple[Any, ...]]) -> None:
@@ -892,11 +1004,12 @@ class Coordinator:
 
     def run(self, timeout_s: float, reproduce: str) -> tuple[dict[str, Any], dict[str, Any]]:
         ctx = multiprocessing.get_context("spawn")
+        ports = free_ports(len(self.world.peers))
         epoch = time.time()
         wall0 = time.perf_counter()
         conns = []
         procs = []
-        for w in range(self.workers):
+        for w in range(self.workers + 1):
             mine, theirs = ctx.Pipe()
             setup = WorkerSetup(
                 w,
@@ -906,6 +1019,7 @@ class Coordinator:
                 self.world.image_digest,
                 self.sandbox,
                 epoch,
+                ports,
             )
             proc = ctx.Process(target=_worker_main, args=(setup, theirs), daemon=True)
             proc.start()
@@ -916,9 +1030,10 @@ class Coordinator:
                 conns=conns, epoch=epoch, wall0=wall0, timeout_s=timeout_s, reproduce=reproduce
             )
         finally:
-            # Workers close their hosts one after another once they sent their figures: wait for
-            # that (about a second per host when the machine is loaded), then stop stragglers.
-            deadline = time.monotonic() + CLOSE_S_PER_PEER * len(self.world.peers) + 30
+            # Workers exit once they sent their figures and their executions finished.
+            deadline = time.monotonic() + EXIT_WAIT_S + 30
+            for c in conns:
+                c.close()  # a worker still writing gets a broken pipe, not a wait
             for proc in procs:
                 proc.join(timeout=max(1.0, deadline - time.monotonic()))
                 if proc.is_alive():
@@ -953,15 +1068,18 @@ class Coordinator:
         say = self.progress
         say(
             f"simnet real mode: {len(self.world.peers)} peers ({sc.validators} validators) in "
-            f"{self.workers} processes, sandbox {self.sandbox}; opening hosts..."
+            f"{self.workers} processes for operators and one for validators and posters, "
+            f"sandbox {self.sandbox}; opening hosts..."
         )
         ready = self._recv_all(conns, "ready", STARTUP_TIMEOUT_S)
         book = {i: addrs for part in ready.values() for i, addrs in part.items()}
         for c in conns:
             c.send(("book", book))
         self.t0_ms = _now_ms(epoch)
+        say(f"  all {len(book)} peers listening after {time.perf_counter() - wall0:.1f} s")
+        self._settle(conns, epoch)
         startup_s = time.perf_counter() - wall0
-        say(f"  all {len(book)} peers listening after {startup_s:.1f} s; workload starts")
+        say(f"  swarm formed after {startup_s:.1f} s (height {self.state.height}); workload starts")
         schedule: list[tuple[int, int, tuple[Any, ...]]] = []
         seq = itertools.count()
         wl = sc.workload
@@ -993,10 +1111,7 @@ class Coordinator:
                     conns[self.owner(item[1])].send(item)
                 else:
                     self._fault(item, conns, side, slow)
-            for c in multiprocessing.connection.wait(conns, timeout=0.2):
-                message = _recv(c)
-                if message[0] == "obs":
-                    self.feed(message[2])
+            self._pump(conns)
             if time.perf_counter() >= next_note:
                 next_note = time.perf_counter() + PROGRESS_INTERVAL_S
                 say(
@@ -1019,7 +1134,7 @@ class Coordinator:
         end_ms = _now_ms(epoch) - self.t0_ms
         for c in conns:
             c.send(("stop",))
-        stats = self._recv_all(conns, "stats", 120.0)
+        stats = self._recv_all(conns, "stats", EXIT_WAIT_S + 60)
         wall = time.perf_counter() - wall0
         for s in stats.values():
             self.lies.update(s["lies"])
@@ -1031,6 +1146,43 @@ class Coordinator:
             wall=wall,
             startup_s=startup_s,
         )
+
+    def _pump(self, conns: list[Any]) -> None:
+        """Feed the observations the workers sent, waiting up to 0.2 s for the first."""
+        for c in multiprocessing.connection.wait(conns, timeout=0.2):
+            message = _recv(c)
+            if message[0] == "obs":
+                self.feed(message[2])
+
+    def _settle(self, conns: list[Any], epoch: float) -> None:
+        """Wait until the swarm has formed: the validators finalised SETTLE_HEIGHT blocks and
+        SETTLE_SHARE of the peers stored the first one (they are in the block mesh). Dialling a
+        few hundred hosts at once costs a handshake each, and the workload would only measure that
+        storm. Scenario times count from the end of this wait (`t0`); the blocks stored during it
+        get times before 0."""
+        deadline = time.perf_counter() + STARTUP_TIMEOUT_S
+        next_note = time.perf_counter() + PROGRESS_INTERVAL_S
+        peers = len(self.world.peers)
+        while True:
+            formed = sum(1 for h in self.rec.peer_height if h >= 1)
+            if self.state.height >= SETTLE_HEIGHT and formed >= SETTLE_SHARE * peers:
+                break
+            if time.perf_counter() > deadline:
+                raise SimnetError(
+                    f"the swarm did not form within {STARTUP_TIMEOUT_S:.0f} s: height "
+                    f"{self.state.height}, {formed}/{peers} peers stored a block; try fewer "
+                    f"peers or a longer --block-interval"
+                )
+            self._pump(conns)
+            if time.perf_counter() >= next_note:
+                next_note = time.perf_counter() + PROGRESS_INTERVAL_S
+                self.progress(
+                    f"  forming: height {self.state.height}, {formed}/{peers} peers stored a block"
+                )
+        shift = _now_ms(epoch) - self.t0_ms
+        self.t0_ms += shift
+        for height in self.rec.height_time_ms:
+            self.rec.height_time_ms[height] -= shift
 
     def _fault(
         self, item: tuple[Any, ...], conns: list[Any], side: dict[int, int], slow: dict[int, float]
@@ -1150,7 +1302,16 @@ class Coordinator:
             "wall_s": round(wall, 1),
             "startup_s": round(startup_s, 1),
             "workers": {
-                str(w): {"peers": s["peers"], "cpu_s": s["cpu_s"], "rss_bytes": s["rss_bytes"]}
+                str(w): {
+                    "peers": s["peers"],
+                    "cpu_s": s["cpu_s"],
+                    "rss_bytes": s["rss_bytes"],
+                    "loop_lag_ms": s["loop_lag_ms"],
+                    "queue_wait_ms": s["queue_wait_ms"],
+                    "request_ms": s["request_ms"],
+                    "mesh": s["mesh"],
+                    "connections": s["connections"],
+                }
                 for w, s in sorted(stats.items())
             },
             "cpu_s": round(cpu, 1),
@@ -1164,10 +1325,22 @@ class Coordinator:
         return report, perf
 
 
+def free_ports(count: int) -> tuple[int, ...]:
+    """`count` distinct TCP ports free on 127.0.0.1 now (held open together while picked, so no
+    two are the same; another program could still take one before a peer binds it)."""
+    with contextlib.ExitStack() as stack:
+        sockets = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return tuple(sock.getsockname()[1] for sock in sockets)
+
+
 def _short(reason: str) -> str:
     """A failure reason without peer ids and addresses (so that reasons can be counted)."""
     words = [w for w in reason.replace(":", " ").split() if len(w) < 24 and "/" not in w]
-    return " ".join(words[:6])
+    return " ".join(words[:REASON_WORDS_MAX])
 
 
 def _recv(conn: multiprocessing.connection.Connection) -> Any:
@@ -1201,12 +1374,14 @@ def run(
     reproduce: str = "",
     progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[int]]]:
-    """Run a scenario on real peers; returns (report, perf, latency samples for the plots)."""
+    """Run a scenario on real peers; returns (report, perf, latency samples for the plots).
+
+    Raises SimnetError when a worker dies (its traceback is printed above) or the workers do not
+    start within STARTUP_TIMEOUT_S; `--sandbox docker` raises it when the engine does not answer
+    (start Docker, or use the fake sandbox)."""
     interval = block_interval_ms or REAL_BLOCK_INTERVAL_MS
     coordinator = Coordinator(
         scenario, workers=workers, sandbox=sandbox, block_interval_ms=interval, progress=progress
     )
     report, perf = coordinator.run(timeout_s, reproduce)
-    if not math.isfinite(perf["wall_s"]):
-        raise SimnetError("the run's clock went wrong")
     return report, perf, latency_samples(coordinator.rec)
