@@ -35,6 +35,11 @@ BALANCE: Final = 10**12
 WARMUP_BLOCKS: Final = 2
 # Capacity of every operator (concurrent rounds): above any roster load of the workloads here.
 OPERATOR_CAPACITY: Final = 256
+# The credential window lasts at least this long, however short the block interval: a drawn
+# operator needs the seed block, one VRF proof, a gossip hop and a block to land its credential,
+# and on a loaded machine that took over a second. With the ledger's 3 blocks at 500 ms, rosters
+# of one member (or none: the task fails) were common.
+CREDENTIAL_WINDOW_MS_MIN: Final = 3_000
 
 
 class PeerRole(enum.Enum):
@@ -134,10 +139,18 @@ class World:
         }
 
 
-def chain_params(scenario: Scenario) -> ChainParams:
+def chain_params(scenario: Scenario, block_interval_ms: int) -> ChainParams:
     """The chain's parameters for a run: the ledger's defaults, with room for the workload's
-    committee size."""
-    return ChainParams(min_stake=MIN_STAKE, tau_max=max(64, scenario.workload.tau))
+    committee size and a credential window of at least CREDENTIAL_WINDOW_MS_MIN."""
+    default = ChainParams()
+    window = max(
+        default.credential_window_blocks, -(-CREDENTIAL_WINDOW_MS_MIN // block_interval_ms)
+    )
+    return ChainParams(
+        min_stake=MIN_STAKE,
+        tau_max=max(64, scenario.workload.tau),
+        credential_window_blocks=window,
+    )
 
 
 def build_world(
@@ -189,7 +202,7 @@ def build_world(
             )
             for peer in peers[v : v + n]
         ],
-        params=chain_params(scenario),
+        params=chain_params(scenario, block_interval_ms),
     )
     tasks = _plan_tasks(
         scenario, rng, [peer.index for peer in peers[v + n :]], block_interval_ms, image_digest

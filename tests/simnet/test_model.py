@@ -6,10 +6,12 @@ import random
 
 import pytest
 
+from ledger.genesis import ChainParams
 from simnet.errors import ScenarioError, SimnetError
 from simnet.network import Latency, Network, NetworkConfig, build_mesh
 from simnet.scenario import Scenario, pick_byzantine, resolve_faults
 from simnet.scheduler import Scheduler
+from simnet.world import CREDENTIAL_WINDOW_MS_MIN, build_world, chain_params
 
 
 def test_scheduler_runs_in_time_then_insertion_order() -> None:
@@ -173,3 +175,15 @@ def test_pick_byzantine_stays_under_the_stake_share() -> None:
     held = sum(stakes[i] for i in chosen)
     assert 0.15 * sum(stakes) < held <= 0.2 * sum(stakes)
     assert set(chosen.values()) == {"lie", "withhold"}
+
+
+def test_credential_window_lasts_long_enough_at_short_block_intervals() -> None:
+    sc = Scenario(seed=1, peers=4, validators=1)
+    default = ChainParams().credential_window_blocks
+    assert chain_params(sc, 1000).credential_window_blocks == default  # the ledger's own
+    assert chain_params(sc, 4000).credential_window_blocks == default
+    short = chain_params(sc, 500)
+    assert short.credential_window_blocks * 500 >= CREDENTIAL_WINDOW_MS_MIN
+    short.check()  # still a valid genesis
+    world = build_world(sc, block_interval_ms=250)
+    assert world.genesis.params.credential_window_blocks * 250 >= CREDENTIAL_WINDOW_MS_MIN
