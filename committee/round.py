@@ -239,6 +239,7 @@ class _Agreement:
     committed: bool = False  # this node sent its commit-class vote in this view
     view_certificate: QuorumCertificate | None = None
     my_new_view: bytes | None = None  # wire bytes, resent on VIEW_CHANGE timeouts
+    resends: int = 0  # times my_new_view was resent in this view (each wait doubles)
     # across views (pruned below the current view):
     entered: QuorumCertificate | None = None  # view certificate of the highest view entered
     new_views: dict[int, dict[int, Vote]] = dataclasses.field(default_factory=dict)
@@ -256,6 +257,7 @@ class _Agreement:
         self.committed = False
         self.view_certificate = None
         self.my_new_view = None
+        self.resends = 0
         self.new_views = {v: votes for v, votes in self.new_views.items() if v >= view}
         self.seen = {k: vote for k, vote in self.seen.items() if k[1] >= view}
         self.reported = {k for k in self.reported if k[1] >= view}
@@ -373,11 +375,15 @@ class Round:
         if (event.instance, event.view, event.phase) != (ag.index, ag.view, self.phase):
             return []  # a timer of a view, phase or agreement we already left
         if self.phase is Phase.VIEW_CHANGE:
+            # Resend NEW_VIEW, waiting twice as long each time: when members time out because
+            # the network or their machines are overloaded, resending at a fixed pace to every
+            # member adds load until nothing gets through (a storm seen with 100 real peers).
             assert ag.my_new_view is not None
-            return [
-                Broadcast(ag.my_new_view),
-                self._timer(self.config.timing.view_change_retry_ms),
-            ]
+            ag.resends += 1
+            wait = self.config.timing.scaled(
+                self.config.timing.view_change_retry_ms, ag.view + ag.resends
+            )
+            return [Broadcast(ag.my_new_view), StartTimer(ag.index, ag.view, self.phase, wait)]
         if self.phase is Phase.PROPOSE and ag.proposer(ag.view) == self.me and ag.proposed is None:
             out = self._propose()  # the collection window (or the executor's deadline) ended
             if out:

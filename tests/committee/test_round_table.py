@@ -19,6 +19,7 @@ from committee.events import (
     Misbehaviour,
     Phase,
     ReportMisbehaviour,
+    StartTimer,
     TimerFired,
 )
 from committee.messages import (
@@ -30,7 +31,7 @@ from committee.messages import (
     decode_message,
     encode_message,
 )
-from committee.round import TRANSITIONS
+from committee.round import BACKOFF_VIEWS_MAX, TRANSITIONS
 from ledger.certificates import (
     NO_VALUE,
     VoteKind,
@@ -334,3 +335,22 @@ def test_conflicting_verdicts_are_local_misuse() -> None:
     assert r.handle(LocalVerdict(0, report_value(0), True)) == []  # repeated: idempotent
     with pytest.raises(EventNotAllowed):
         r.handle(LocalVerdict(0, report_value(0), False, RejectReason.WRONG_OUTPUT))
+
+
+def test_new_view_resends_wait_twice_as_long_each_time() -> None:
+    c = at_view_change()  # m1 timed out in view 0 and asked for view 1
+    r = c.rounds[ME]
+    base = r.config.timing.view_change_retry_ms
+    waits = []
+    for _ in range(4):
+        actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))
+        assert any(isinstance(a, Broadcast) for a in actions)  # NEW_VIEW goes out again
+        (timer,) = [a for a in actions if isinstance(a, StartTimer)]
+        waits.append(timer.duration_ms)
+    assert r.view == 1
+    assert r.phase is Phase.VIEW_CHANGE
+    assert waits == [base << 2, base << 3, base << 4, base << 5]  # view 1, then one more per resend
+    for _ in range(4):  # capped like every other timeout
+        actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))
+    (timer,) = [a for a in actions if isinstance(a, StartTimer)]
+    assert timer.duration_ms == base << BACKOFF_VIEWS_MAX
