@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Final
 
+from committee.params import DEFAULT_TAU
 from simnet import report as rpt
 from simnet.scenario import Byzantine, Phases, Scenario, Workload
 
@@ -32,7 +33,6 @@ DEFAULT_SIZES: Final = (100, 300, 1000, 3000, 5000)
 # are drawn from many operators.
 SWEEP_PEERS: Final = 16
 SWEEP_TASKS: Final = 2
-SWEEP_TAU: Final = 16
 SWEEP_PROCESSES: Final = 2
 
 
@@ -321,7 +321,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--seeds", type=int, default=10_000)
     p.add_argument("--byzantine-stake", type=float, default=0.2)
-    p.add_argument("--tau", type=int, default=SWEEP_TAU)
+    p.add_argument(
+        "--tau", type=int, default=DEFAULT_TAU, help="seeds: committee size (default: the default)"
+    )
     p.add_argument("--taus", default="8,16,32")
     p.add_argument("--rate", type=float, default=None)
     p.add_argument("--sandbox", choices=("fake", "docker"), default="docker")

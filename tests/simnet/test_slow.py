@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from committee.params import DEFAULT_TAU
 from simnet import bench, realmode
 from simnet.deterministic import DeterministicRun
 from simnet.scenario import Byzantine, Fault, Phases, Scenario, Workload
@@ -39,7 +40,8 @@ def test_two_thousand_peers_with_faults_and_byzantine_stake() -> None:
 
 
 def test_ten_thousand_seeds_under_twenty_percent_byzantine_stake(tmp_path: Path) -> None:
-    figures = bench.seeds(SEEDS, 0, stake=0.2, tau=bench.SWEEP_TAU, out=tmp_path)
+    # the default parameters: committee size DEFAULT_TAU, the ledger's windows and timeouts
+    figures = bench.seeds(SEEDS, 0, stake=0.2, tau=DEFAULT_TAU, out=tmp_path)
     assert figures["safety_violations"] == 0, figures["failures"]
     assert figures["liveness_violations"] == 0, figures["failures"]
     assert figures["completed"] + figures["failed"] + figures["expired"] == figures["tasks"]
