@@ -1,7 +1,8 @@
 """Length-prefixed frames for request/response streams.
 
-One request per stream. The caller writes one request frame; the handler answers with one response
-frame and closes the stream.
+A stream carries request/response pairs one after the other: the caller writes one request frame
+and reads one response frame, and may then send the next request on the same stream. Either side
+ends the stream by closing it at a frame boundary (`read_frame_or_eof` returns None there).
 
     frame    = length (4 bytes, big-endian, unsigned) || body        length = len(body)
     request  body = payload
@@ -10,8 +11,8 @@ frame and closes the stream.
                     status 1 = ERROR  payload = UTF-8 reason (at most ERROR_REASON_BYTES_MAX)
 
 The reader checks the announced length against the bound before reading the body, so a peer can
-never make us buffer more than the bound. `encode_*`/`decode_*` are pure; `read_frame` and
-`write_frame` are the only functions that touch a stream.
+never make us buffer more than the bound. `encode_*`/`decode_*` are pure; `read_frame`,
+`read_frame_or_eof` and `write_frame` are the only functions that touch a stream.
 """
 
 from __future__ import annotations
@@ -134,6 +135,21 @@ async def read_frame(stream: ReadableStream, max_bytes: int) -> bytes:
     (EOF inside the frame). Stream errors of the library (reset, closed) propagate unchanged; the
     caller owns the stream and must reset it on any error."""
     size = parse_length(await _read_exactly(stream, LENGTH_PREFIX_BYTES), max_bytes)
+    return await _read_exactly(stream, size) if size else b""
+
+
+async def read_frame_or_eof(stream: ReadableStream, max_bytes: int) -> bytes | None:
+    """Like `read_frame`, but None when the stream ends before the frame's first byte (the other
+    side closed a stream it was reusing for several frames)."""
+    try:
+        first = await stream.read(LENGTH_PREFIX_BYTES)
+    except EOFError:
+        first = b""
+    if not first:
+        return None
+    rest = LENGTH_PREFIX_BYTES - len(first)
+    prefix = first + (await _read_exactly(stream, rest) if rest else b"")
+    size = parse_length(prefix, max_bytes)
     return await _read_exactly(stream, size) if size else b""
 
 

@@ -15,9 +15,10 @@ Theory of operation (see p2p/README.md for the why and the figures):
   and a peer whose score falls below the ban threshold is disconnected and banned for a while.
   A full delivery channel drops the message for this node (it is still forwarded: the network did
   nothing wrong) and counts it in `metrics.gossip_dropped`.
-* Request/response: one stream per request, one length-prefixed frame each way, both bounded by
-  the protocol's configuration. Handlers are `async (peer, request) -> response`; raising
-  `RemoteProtocolError` refuses the request with an error frame and penalises the caller.
+* Request/response: one length-prefixed frame each way per request, both bounded by the protocol's
+  configuration, on streams kept open for the next request to the same peer (STREAM_IDLE_S).
+  Handlers are `async (peer, request) -> response`; raising `RemoteProtocolError` refuses the
+  request with an error frame and penalises the caller.
 
 Nothing here blocks the trio thread: every wait is a trio wait, and validators and handlers must
 keep it that way (push CPU-heavy or blocking work to `trio.to_thread.run_sync`).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import enum
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -290,6 +292,14 @@ _STABLE_CONNECTION_S = 10.0
 _PEERSTORE_ADDR_TTL_S = 120
 # Closing a stream after an exchange must not hold up the caller.
 _STREAM_CLOSE_TIMEOUT_S = 1.0
+# Request streams are reused: opening one costs a muxer round trip and a protocol negotiation, about
+# four times the CPU of the exchange itself (p2p/README.md), and at a few hundred peers per process
+# those extra hops made committee requests time out. A server keeps a stream open for
+# STREAM_IDLE_S after its last answer; a caller reuses an idle stream only for half that time, so
+# that the server's close does not race a new request, and keeps at most _IDLE_STREAMS_PER_KEY
+# idle streams per (peer, protocol).
+STREAM_IDLE_S = 30.0
+_IDLE_STREAMS_PER_KEY = 4
 # Peer-exchange protocol bounds: an empty request; the answer's own encoding bound.
 _PEX_PROTOCOL = ProtocolConfig(PEX_PROTOCOL_ID, 0, PexAnswer.MAX_BYTES)
 
@@ -330,6 +340,8 @@ class P2PHost:
         self._running = False
         self._next_pex_s = 0.0
         self._inbound = trio.Semaphore(config.max_inbound_requests)
+        # Request streams kept for reuse: peer -> protocol -> [(stream, idle since)].
+        self._idle: dict[str, dict[str, list[tuple[INetStream, float]]]] = {}
 
         keypair = keypair_of(config.identity)
         # Noise only: the library also offers TLS, secio and *plaintext* by default; a dialer could
@@ -577,75 +589,98 @@ class P2PHost:
         self._lhost.set_stream_handler(TProtocol(config.protocol_id), on_stream)
 
     async def _serve(self, stream: INetStream, config: ProtocolConfig, handler: Handler) -> None:
+        """Answer the requests of one inbound stream, one after the other, until the caller closes
+        it or leaves it idle for STREAM_IDLE_S."""
         peer = _peer_text(stream.muxed_conn.peer_id)
-        pid = config.protocol_id
         clean = False
         try:
-            if not self._running or self._scores.is_banned(peer, trio.current_time()):
-                return
-            try:
-                self._inbound.acquire_nowait()
-            except trio.WouldBlock:
-                self.metrics.rpc_failures[(pid, "busy")] += 1
-                with trio.move_on_after(_STREAM_CLOSE_TIMEOUT_S):
-                    await stream.write(framing.encode_response_error("busy"))
-                    await stream.close()
-                    clean = True
-                return
-            try:
-                clean = await self._serve_one(stream, peer, config, handler)
-            finally:
-                self._inbound.release()
+            first = True
+            while True:
+                if not self._running or self._scores.is_banned(peer, trio.current_time()):
+                    return
+                served = await self._serve_one(stream, peer, config, handler, first=first)
+                if served is not _Served.AGAIN:
+                    clean = served is _Served.CLOSED
+                    return
+                first = False
         except (BaseLibp2pError, OSError) as exc:
-            logger.debug("%s stream from %s failed: %r", pid, peer, exc)
+            logger.debug("%s stream from %s failed: %r", config.protocol_id, peer, exc)
         finally:
             if not clean:
                 with trio.CancelScope(shield=True), trio.move_on_after(_STREAM_CLOSE_TIMEOUT_S):
                     await _reset_quietly(stream)
 
     async def _serve_one(
-        self, stream: INetStream, peer: str, config: ProtocolConfig, handler: Handler
-    ) -> bool:
+        self,
+        stream: INetStream,
+        peer: str,
+        config: ProtocolConfig,
+        handler: Handler,
+        *,
+        first: bool,
+    ) -> _Served:
+        """Read one request (the first comes with the stream; later ones within STREAM_IDLE_S),
+        answer it and say what to do with the stream."""
         pid = config.protocol_id
-        with trio.move_on_after(self.config.request_timeout_s):
+        request: bytes | None = None
+        wait_s = self.config.request_timeout_s if first else STREAM_IDLE_S
+        with trio.move_on_after(wait_s) as waiting:
             try:
-                request = await framing.read_frame(stream, config.max_request_bytes)
+                request = await framing.read_frame_or_eof(stream, config.max_request_bytes)
             except framing.FrameTooLarge as exc:
                 self.metrics.rpc_failures[(pid, "too-large")] += 1
                 self._penalise(peer, self.config.score.protocol_violation_penalty, f"{pid}: {exc}")
-                await stream.write(framing.encode_response_error("request-too-large"))
-                await stream.close()
-                return True
+                # The body was not read: the stream cannot carry another request.
+                return await _close(stream, framing.encode_response_error("request-too-large"))
             except framing.FrameTruncated:
-                return False  # the caller went away mid-request (cancelled): no fault
-            self.metrics.rpc_in_requests[pid] += 1
-            self.metrics.rpc_in_bytes[pid] += len(request)
-            try:
-                response = await handler(peer, request)
-            except RemoteProtocolError as exc:
-                self.metrics.rpc_rejected[(pid, self.metrics.reason_key(exc.reason))] += 1
-                self._penalise(peer, exc.penalty, f"{pid}: {exc.reason}")
-                frame = framing.encode_response_error(exc.reason)
-            except Exception:  # a handler bug is ours, not the caller's
-                logger.exception("%s handler raised", pid)
-                self.metrics.rpc_failures[(pid, "handler-error")] += 1
-                frame = framing.encode_response_error("internal-error")
-            else:
-                if len(response) > config.max_response_bytes:
-                    logger.error(
-                        "%s handler answered %d bytes, above max_response_bytes=%d",
-                        pid,
-                        len(response),
-                        config.max_response_bytes,
-                    )
-                    self.metrics.rpc_failures[(pid, "handler-error")] += 1
-                    frame = framing.encode_response_error("internal-error")
-                else:
-                    frame = framing.encode_response_ok(response)
-            await stream.write(frame)
-            await stream.close()
-            return True
-        return False  # timed out: reset
+                return _Served.RESET  # the caller went away mid-request (cancelled): no fault
+        if waiting.cancelled_caught:
+            # The first request is late (reset), or a reused stream sat idle (closed cleanly).
+            return _Served.RESET if first else await _close(stream)
+        if request is None:
+            return await _close(stream)  # the caller is done with the stream
+        self.metrics.rpc_in_requests[pid] += 1
+        self.metrics.rpc_in_bytes[pid] += len(request)
+        try:
+            self._inbound.acquire_nowait()
+        except trio.WouldBlock:
+            self.metrics.rpc_failures[(pid, "busy")] += 1
+            await stream.write(framing.encode_response_error("busy"))
+            return _Served.AGAIN
+        try:
+            with trio.move_on_after(self.config.request_timeout_s):
+                frame = await self._answer(peer, config, handler, request)
+                await stream.write(frame)
+                return _Served.AGAIN
+            return _Served.RESET  # the handler took too long: the caller gave up already
+        finally:
+            self._inbound.release()
+
+    async def _answer(
+        self, peer: str, config: ProtocolConfig, handler: Handler, request: bytes
+    ) -> bytes:
+        """The response frame for one request: the handler's answer, or an error frame."""
+        pid = config.protocol_id
+        try:
+            response = await handler(peer, request)
+        except RemoteProtocolError as exc:
+            self.metrics.rpc_rejected[(pid, self.metrics.reason_key(exc.reason))] += 1
+            self._penalise(peer, exc.penalty, f"{pid}: {exc.reason}")
+            return framing.encode_response_error(exc.reason)
+        except Exception:  # a handler bug is ours, not the caller's
+            logger.exception("%s handler raised", pid)
+            self.metrics.rpc_failures[(pid, "handler-error")] += 1
+            return framing.encode_response_error("internal-error")
+        if len(response) > config.max_response_bytes:
+            logger.error(
+                "%s handler answered %d bytes, above max_response_bytes=%d",
+                pid,
+                len(response),
+                config.max_response_bytes,
+            )
+            self.metrics.rpc_failures[(pid, "handler-error")] += 1
+            return framing.encode_response_error("internal-error")
+        return framing.encode_response_ok(response)
 
     async def request(
         self, peer: str, protocol_id: str, data: bytes, timeout_s: float | None = None
@@ -700,40 +735,102 @@ class P2PHost:
     async def _exchange(
         self, peer_id: ID, peer: str, config: ProtocolConfig, data: bytes, timeout_s: float
     ) -> bytes:
-        stream: INetStream | None = None
-        clean = False
-        entry = self._book.get(peer)
-        if entry is not None and peer_id not in self._lhost.get_network().connections:
-            # Not connected: let the swarm dial the addresses we know (the library's peerstore
-            # forgets addresses after a TTL; the book does not).
-            self._lhost.get_peerstore().add_addrs(
-                peer_id, [multiaddr.Multiaddr(a) for a in entry.addrs], _PEERSTORE_ADDR_TTL_S
-            )
+        pid = config.protocol_id
         try:
             with trio.fail_after(timeout_s):
+                idle = self._take_idle(peer, pid)
+                if idle is not None:
+                    self.metrics.rpc_streams_reused[pid] += 1
+                    body = await self._on_stream(idle, peer, config, data, reused=True)
+                    if body is not None:
+                        return body
+                entry = self._book.get(peer)
+                if entry is not None and peer_id not in self._lhost.get_network().connections:
+                    # Not connected: let the swarm dial the addresses we know (the library's
+                    # peerstore forgets addresses after a TTL; the book does not).
+                    self._lhost.get_peerstore().add_addrs(
+                        peer_id,
+                        [multiaddr.Multiaddr(a) for a in entry.addrs],
+                        _PEERSTORE_ADDR_TTL_S,
+                    )
                 try:
-                    stream = await self._lhost.new_stream(peer_id, [TProtocol(config.protocol_id)])
+                    stream = await self._lhost.new_stream(peer_id, [TProtocol(pid)])
                 except (BaseLibp2pError, OSError, ValueError) as exc:
                     cause = f" (cause: {exc.__cause__!r})" if exc.__cause__ is not None else ""
                     raise PeerUnreachable(peer, f"no stream: {exc!r}{cause}") from None
-                try:
-                    await framing.write_frame(stream, data)
-                    # +1: the status byte in front of the payload.
-                    body = await framing.read_frame(stream, config.max_response_bytes + 1)
-                except framing.FrameError as exc:
-                    raise self._remote_error(peer, f"{config.protocol_id}: {exc}") from None
-                except (BaseLibp2pError, OSError) as exc:
-                    raise PeerUnreachable(peer, f"stream failed: {exc!r}") from None
-                with trio.move_on_after(_STREAM_CLOSE_TIMEOUT_S):
-                    await stream.close()
-                    clean = True
+                self.metrics.rpc_streams_opened[pid] += 1
+                body = await self._on_stream(stream, peer, config, data, reused=False)
+                assert body is not None  # only a reused stream can end before its answer
                 return body
         except trio.TooSlowError:
-            raise RequestTimeout(peer, config.protocol_id, timeout_s) from None
+            raise RequestTimeout(peer, pid, timeout_s) from None
+
+    async def _on_stream(
+        self, stream: INetStream, peer: str, config: ProtocolConfig, data: bytes, *, reused: bool
+    ) -> bytes | None:
+        """One exchange on `stream`. After a full answer the stream is kept for the next request
+        to the same peer; on any failure it is reset. None: a reused stream that the server had
+        already closed (nothing was answered: send again on a new stream)."""
+        pid = config.protocol_id
+        done = False
+        try:
+            try:
+                await framing.write_frame(stream, data)
+                # +1: the status byte in front of the payload.
+                body = await framing.read_frame_or_eof(stream, config.max_response_bytes + 1)
+            except framing.FrameError as exc:
+                raise self._remote_error(peer, f"{pid}: {exc}") from None
+            except (BaseLibp2pError, OSError) as exc:
+                if reused:
+                    return None
+                raise PeerUnreachable(peer, f"stream failed: {exc!r}") from None
+            if body is None:
+                if reused:
+                    return None
+                raise self._remote_error(peer, f"{pid}: the stream ended without an answer")
+            done = True
+            self._put_idle(peer, pid, stream)
+            return body
         finally:
-            if stream is not None and not clean:
+            if not done:
                 with trio.CancelScope(shield=True), trio.move_on_after(_STREAM_CLOSE_TIMEOUT_S):
                     await _reset_quietly(stream)
+
+    def _take_idle(self, peer: str, pid: str) -> INetStream | None:
+        """An idle stream to `peer` for `pid` that the server has not started to close."""
+        entries = self._idle.get(peer, {}).get(pid)
+        now = trio.current_time()
+        while entries:
+            stream, since = entries.pop()
+            if now - since < STREAM_IDLE_S / 2:
+                return stream
+            self._close_soon(stream)
+        return None
+
+    def _put_idle(self, peer: str, pid: str, stream: INetStream) -> None:
+        entries = self._idle.setdefault(peer, {}).setdefault(pid, [])
+        if not self._running or len(entries) >= _IDLE_STREAMS_PER_KEY:
+            self._close_soon(stream)
+            return
+        entries.append((stream, trio.current_time()))
+
+    def _sweep_idle(self, now: float) -> None:
+        """Close the idle streams too old to be reused (part of the maintenance pass)."""
+        for peer, by_pid in list(self._idle.items()):
+            for pid, entries in list(by_pid.items()):
+                fresh = [(st, since) for st, since in entries if now - since < STREAM_IDLE_S / 2]
+                for st, since in entries:
+                    if now - since >= STREAM_IDLE_S / 2:
+                        self._close_soon(st)
+                by_pid[pid] = fresh
+                if not fresh:
+                    del by_pid[pid]
+            if not by_pid:
+                del self._idle[peer]
+
+    def _close_soon(self, stream: INetStream) -> None:
+        if self._nursery is not None and self._running:
+            self._nursery.start_soon(_close, stream)
 
     def _remote_error(self, peer: str, reason: str) -> RemoteProtocolError:
         penalty = self.config.score.protocol_violation_penalty
@@ -782,6 +879,7 @@ class P2PHost:
         self.metrics.connections_closed += 1
         if peer_id in self._lhost.get_network().connections:
             return  # another connection to the same peer is still open
+        self._idle.pop(peer, None)  # their streams went with the connection
         now = trio.current_time()
         lived_s = now - self._connected_since.pop(peer, now)
         if self._running and not self._scores.is_banned(peer, now):
@@ -878,6 +976,7 @@ class P2PHost:
         now = trio.current_time()
         conns = self.config.connections
         connected = self.connected_peers()
+        self._sweep_idle(now)
         for peer in connected:
             if self._scores.is_banned(peer, now):
                 self._disconnect_soon(peer)
@@ -940,6 +1039,24 @@ class P2PHost:
                 await self._lhost.close()
             for sub in self._subs.values():
                 sub.send.close()
+
+
+class _Served(enum.Enum):
+    """How serving one request of an inbound stream ended."""
+
+    AGAIN = "again"  # answered: wait for the caller's next request on the same stream
+    CLOSED = "closed"  # closed cleanly
+    RESET = "reset"  # broken, cancelled or late: reset the stream
+
+
+async def _close(stream: INetStream, last_frame: bytes = b"") -> _Served:
+    """Write `last_frame` (if any) and close our side of the stream."""
+    with trio.move_on_after(_STREAM_CLOSE_TIMEOUT_S):
+        if last_frame:
+            await stream.write(last_frame)
+        await stream.close()
+        return _Served.CLOSED
+    return _Served.RESET
 
 
 async def _reset_quietly(stream: INetStream) -> None:

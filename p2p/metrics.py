@@ -38,6 +38,9 @@ class HostMetrics:
     rpc_in_bytes: Counter[str] = dataclasses.field(default_factory=Counter)
     rpc_failures: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     rpc_rejected: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    # Outbound request streams opened, and requests sent on a stream kept from an earlier one.
+    rpc_streams_opened: Counter[str] = dataclasses.field(default_factory=Counter)
+    rpc_streams_reused: Counter[str] = dataclasses.field(default_factory=Counter)
     dials: int = 0
     dial_failures: int = 0
     connections_opened: int = 0

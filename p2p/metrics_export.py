@@ -102,6 +102,8 @@ class _HostCollector(Collector):
             ("posi_rpc_out_bytes", "request bytes sent", m.rpc_out_bytes),
             ("posi_rpc_in_requests", "requests served", m.rpc_in_requests),
             ("posi_rpc_in_bytes", "request bytes received", m.rpc_in_bytes),
+            ("posi_rpc_streams_opened", "request streams opened", m.rpc_streams_opened),
+            ("posi_rpc_streams_reused", "requests sent on a kept stream", m.rpc_streams_reused),
         )
         for name, doc, counter in by_protocol:
             fam = CounterMetricFamily(name, doc, labels=["protocol"])

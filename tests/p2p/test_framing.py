@@ -55,6 +55,21 @@ def test_oversized_frame_is_refused_before_its_body_is_read() -> None:
     assert stream.read_bytes == framing.LENGTH_PREFIX_BYTES
 
 
+def test_frames_one_after_the_other_then_a_clean_end() -> None:
+    data = framing.encode_frame(b"first") + framing.encode_frame(b"") + framing.encode_frame(b"3")
+    stream = FakeStream(data, chunk=2)
+
+    async def go() -> list[bytes | None]:
+        return [await framing.read_frame_or_eof(stream, 10) for _ in range(4)]
+
+    assert trio.run(go) == [b"first", b"", b"3", None]  # None: ended at a frame boundary
+    for cut in (1, 3, 5):  # inside the prefix or the body: truncated, not a clean end
+        with pytest.raises(framing.FrameTruncated):
+            trio.run(framing.read_frame_or_eof, FakeStream(framing.encode_frame(b"ab")[:cut]), 10)
+    with pytest.raises(framing.FrameTooLarge):
+        trio.run(framing.read_frame_or_eof, FakeStream(framing.encode_frame(b"x" * 11)), 10)
+
+
 def test_truncated_frame() -> None:
     with pytest.raises(framing.FrameTruncated):
         _read(framing.encode_frame(b"abcdef")[:-1], 100)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
+from p2p import framing
+from p2p import host as host_module
 from p2p.errors import (
     MessageTooLarge,
     P2PError,
@@ -142,5 +144,51 @@ def test_handler_registration_rules() -> None:
             host.set_handler(ECHO, echo, max_request_bytes=10)
             with pytest.raises(P2PError, match="already has a handler"):
                 host.set_handler(ECHO, echo)
+
+    trio.run(main)
+
+
+def test_requests_reuse_one_stream_and_survive_its_close() -> None:
+    async def main() -> None:
+        async with (
+            hosts(config(0, max_request_bytes=100)) as (server,),
+            hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
+        ):
+            server.set_handler(ECHO, echo)
+            with trio.fail_after(DEADLINE_S):
+                for n in range(5):
+                    assert await client.request(server.peer_id, ECHO, b"%d" % n) == b"%d" % n
+                assert client.metrics.rpc_streams_opened[ECHO] == 1  # one negotiation for five
+                assert client.metrics.rpc_streams_reused[ECHO] == 4
+                # A refusal that leaves the stream unreadable: the server closes it; the next
+                # request finds it closed and goes out again on a new stream, answered once.
+                with pytest.raises(RequestRejected, match="request-too-large"):
+                    await client.request(server.peer_id, ECHO, b"x" * 101)
+                assert await client.request(server.peer_id, ECHO, b"ab") == b"ba"
+                assert client.metrics.rpc_streams_opened[ECHO] == 2
+                assert client.metrics.rpc_streams_reused[ECHO] == 6
+            assert server.metrics.rpc_in_requests[ECHO] == 6  # nothing was served twice
+
+    trio.run(main)
+
+
+def test_server_closes_a_stream_left_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host_module, "STREAM_IDLE_S", 0.2)
+
+    async def main() -> None:
+        async with (
+            hosts(config(0)) as (server,),
+            hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
+        ):
+            server.set_handler(ECHO, echo)
+            with trio.fail_after(DEADLINE_S):
+                assert await client.request(server.peer_id, ECHO, b"ab") == b"ba"
+                ((stream, _),) = client._idle[server.peer_id][ECHO]
+                # The server ends the stream cleanly once it sat idle.
+                assert await framing.read_frame_or_eof(stream, 10) is None
+                # Too old to reuse: the client opens a new stream.
+                assert await client.request(server.peer_id, ECHO, b"cd") == b"dc"
+                assert client.metrics.rpc_streams_opened[ECHO] == 2
+                assert client.metrics.rpc_streams_reused[ECHO] == 0
 
     trio.run(main)
