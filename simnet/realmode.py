@@ -35,8 +35,9 @@ settling wait (`t0`).
 
 Each worker reports, next to its CPU and memory, how late its loop woke a sleeper (`loop_lag_ms`),
 how long events waited for their core (`queue_wait_ms`), answered requests' round trips by protocol
-and whether a connection had to be dialled (`request_ms`), mesh sizes per topic and connections per
-peer: where a large run spends its time.
+and whether a connection had to be dialled (`request_ms`), request streams opened and reused per
+protocol (`request_streams`), mesh sizes per topic and connections per peer: where a large run
+spends its time.
 """
 
 from __future__ import annotations
@@ -844,10 +845,14 @@ class Worker:
         cpu = proc.cpu_times()
         gossip_in: collections.Counter[str] = collections.Counter()
         gossip_in_bytes: collections.Counter[str] = collections.Counter()
+        streams: collections.Counter[str] = collections.Counter()
         for peer in self.peers.values():
             if peer.host is not None:
-                gossip_in.update(peer.host.metrics.gossip_in_messages)
-                gossip_in_bytes.update(peer.host.metrics.gossip_in_bytes)
+                metrics = peer.host.metrics
+                gossip_in.update(metrics.gossip_in_messages)
+                gossip_in_bytes.update(metrics.gossip_in_bytes)
+                streams.update({f"{k} opened": v for k, v in metrics.rpc_streams_opened.items()})
+                streams.update({f"{k} reused": v for k, v in metrics.rpc_streams_reused.items()})
         return {
             "peers": len(self.peers),
             "cpu_s": round(cpu.user + cpu.system, 2),
@@ -860,6 +865,7 @@ class Worker:
             "loop_lag_ms": percentiles(self.lag_ms),
             "queue_wait_ms": percentiles(self.queue_wait_ms),
             "request_ms": {k: percentiles(v) for k, v in sorted(self.request_ms.items())},
+            "request_streams": dict(sorted(streams.items())),
             "mesh": {
                 t.name: percentiles(
                     len(p.host.mesh_peers(t.name)) for p in self.peers.values() if p.host
@@ -1309,6 +1315,7 @@ class Coordinator:
                     "loop_lag_ms": s["loop_lag_ms"],
                     "queue_wait_ms": s["queue_wait_ms"],
                     "request_ms": s["request_ms"],
+                    "request_streams": s["request_streams"],
                     "mesh": s["mesh"],
                     "connections": s["connections"],
                 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import pytest
 
 from simnet import realmode
@@ -50,6 +52,10 @@ def test_small_real_swarm_with_a_byzantine_peer_and_a_crash() -> None:
     assert report["latency_ms"]["paid"]["p50"] > report["latency_ms"]["included"]["p50"]
     assert perf["cpu_s"] > 0
     assert set(perf["workers"]) == {"0", "1", "2"}  # two for operators, one for the rest
+    streams = collections.Counter[str]()
+    for w in perf["workers"].values():
+        streams.update(w["request_streams"])
+    assert streams["/posi/committee/1 reused"] > 0  # members keep their streams to each other
 
 
 @pytest.mark.docker
