@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from committee.params import DEFAULT_TAU
+from ledger.genesis import ChainParams
+from p2p.nodeconfig import DEFAULT_BLOCK_INTERVAL_MS
 from simnet import report as rpt
 from simnet.scenario import Byzantine, Phases, Scenario, Workload
 
@@ -33,6 +35,13 @@ DEFAULT_SIZES: Final = (100, 300, 1000, 3000, 5000)
 # are drawn from many operators.
 SWEEP_PEERS: Final = 16
 SWEEP_TASKS: Final = 2
+# The sweep runs the node's defaults: blocks every 2 s, so a task lives task_timeout_blocks x 2 s
+# (200 s), as on a network of default nodes. At the simulator's 1 s blocks a task lives 100 s,
+# and an executor that never answers (60 s deadline) followed by two faulty proposers used it up
+# with a fifth of the roster's weight faulty (seed 9100 of the tau-100 sweep).
+SWEEP_BLOCK_INTERVAL_MS: Final = DEFAULT_BLOCK_INTERVAL_MS
+# Liveness is judged over the whole life of a task, plus a few blocks for the ledger to close it.
+SWEEP_LIVENESS_BOUND_MS: Final = (ChainParams().task_timeout_blocks + 10) * SWEEP_BLOCK_INTERVAL_MS
 SWEEP_PROCESSES: Final = 2
 
 
@@ -41,21 +50,27 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def _replay(sc: Scenario) -> str:
+def _replay(sc: Scenario, block_interval_ms: int = 1000) -> str:
     """The command that replays a benchmark's deterministic scenario (default policy mix)."""
     wl = sc.workload
     return (
         f"posi-peer simnet --deterministic --seed {sc.seed} --peers {sc.peers} "
         f"--validators {sc.validators} --tasks {wl.tasks} --rate {wl.rate_per_s} "
         f"--posters {wl.posters} --tau {wl.tau} --byzantine-stake {sc.byzantine.stake} "
-        f"--liveness-bound {sc.phases.liveness_bound_ms}"
+        f"--liveness-bound {sc.phases.liveness_bound_ms} --block-interval {block_interval_ms}"
     )
 
 
-def _det(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
+def _det(
+    scenario: Scenario, block_interval_ms: int = 1000
+) -> tuple[dict[str, Any], dict[str, Any]]:
     from simnet import deterministic  # noqa: PLC0415
 
-    return deterministic.run(scenario, reproduce=_replay(scenario))
+    return deterministic.run(
+        scenario,
+        reproduce=_replay(scenario, block_interval_ms),
+        block_interval_ms=block_interval_ms,
+    )
 
 
 def scaling(sizes: Sequence[int], tasks: int, seed: int, out: pathlib.Path) -> dict[str, Any]:
@@ -142,13 +157,13 @@ def _sweep_one(sc: Scenario) -> dict[str, Any]:
     """One seed of a sweep. An exception is returned as the seed's result (with its traceback and
     the command that replays it), so that one broken seed does not end the sweep."""
     try:
-        report, _ = _det(sc)
+        report, _ = _det(sc, SWEEP_BLOCK_INTERVAL_MS)
     except Exception:  # noqa: BLE001 - reported with its traceback, counted as an error
         return {
             "seed": sc.seed,
             "result": "error",
             "error": traceback.format_exc(limit=-8),
-            "reproduce": _replay(sc),
+            "reproduce": _replay(sc, SWEEP_BLOCK_INTERVAL_MS),
         }
     return {
         "seed": sc.seed,
@@ -180,7 +195,7 @@ def seeds(
             validators=4,
             workload=Workload(tasks=SWEEP_TASKS, rate_per_s=1.0, tau=tau, posters=1),
             byzantine=Byzantine(stake=stake),
-            phases=Phases(liveness_bound_ms=120_000),
+            phases=Phases(liveness_bound_ms=SWEEP_LIVENESS_BOUND_MS),
         )
         for s in range(first, first + count)
     ]
@@ -219,6 +234,8 @@ def seeds(
         "seeds": count,
         "byzantine_stake": stake,
         "tau": tau,
+        "block_interval_ms": SWEEP_BLOCK_INTERVAL_MS,
+        "liveness_bound_ms": SWEEP_LIVENESS_BOUND_MS,
         "peers": SWEEP_PEERS,
         "tasks": tasks,
         "completed": completed,
@@ -238,7 +255,8 @@ def seeds(
     out.mkdir(parents=True, exist_ok=True)
     rpt.write_json(out / f"seeds-tau{tau}-stake{stake}.json", figures)
     _say(
-        f"{count} seeds at {stake:.0%} byzantine stake, tau {tau}: errors {errors}, "
+        f"{count} seeds at {stake:.0%} byzantine stake, tau {tau}, blocks every "
+        f"{SWEEP_BLOCK_INTERVAL_MS} ms: errors {errors}, "
         f"safety violations {safety}, "
         f"liveness violations {liveness} (stalls explained by faulty weight >= 1/3: "
         f"{explained}); tasks {tasks}: completed {completed}, failed {failed}, expired "

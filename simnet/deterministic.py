@@ -771,6 +771,9 @@ def run(
     reproduce: str = "",
     shared: bool = True,
     progress: Callable[[str], None] | None = None,
+    block_interval_ms: int = 1000,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one scenario deterministically; returns (report, perf)."""
-    return DeterministicRun(scenario, shared=shared, progress=progress).run(reproduce)
+    return DeterministicRun(
+        scenario, shared=shared, progress=progress, block_interval_ms=block_interval_ms
+    ).run(reproduce)

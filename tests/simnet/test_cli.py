@@ -183,8 +183,9 @@ def test_a_benchmark_seed_replays_with_its_printed_command(tmp_path: Path) -> No
         byzantine=Byzantine(stake=0.2),
         phases=Phases(liveness_bound_ms=120_000),
     )
-    report, _ = bench._det(sc)
+    report, _ = bench._det(sc, bench.SWEEP_BLOCK_INTERVAL_MS)
     command = report["reproduce"].split()
+    assert f"--block-interval {bench.SWEEP_BLOCK_INTERVAL_MS}" in report["reproduce"]
     assert command[:2] == ["posi-peer", "simnet"]
     assert run_cli([*command[1:], "--out", str(tmp_path), "--no-plots", "--quiet"]) == 0
     replayed = json.loads((tmp_path / "report.json").read_text())
@@ -193,7 +194,7 @@ def test_a_benchmark_seed_replays_with_its_printed_command(tmp_path: Path) -> No
 
 
 def test_a_sweep_seed_that_raises_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(_: Scenario) -> None:
+    def broken(*_: object) -> None:
         raise IndexError("pop from an empty deque")
 
     monkeypatch.setattr(bench, "_det", broken)
