@@ -36,8 +36,8 @@ settling wait (`t0`).
 Each worker reports, next to its CPU and memory, how late its loop woke a sleeper (`loop_lag_ms`),
 how long events waited for their core (`queue_wait_ms`), answered requests' round trips by protocol
 and whether a connection had to be dialled (`request_ms`), request streams opened and reused per
-protocol (`request_streams`), mesh sizes per topic and connections per peer: where a large run
-spends its time.
+protocol (`request_streams`), what py-libp2p's resource manager refused (`library_refusals`), mesh
+sizes per topic and connections per peer: where a large run spends its time.
 """
 
 from __future__ import annotations
@@ -846,8 +846,10 @@ class Worker:
         gossip_in: collections.Counter[str] = collections.Counter()
         gossip_in_bytes: collections.Counter[str] = collections.Counter()
         streams: collections.Counter[str] = collections.Counter()
+        refused: collections.Counter[str] = collections.Counter()
         for peer in self.peers.values():
             if peer.host is not None:
+                refused.update(_library_refusals(peer.host))
                 metrics = peer.host.metrics
                 gossip_in.update(metrics.gossip_in_messages)
                 gossip_in_bytes.update(metrics.gossip_in_bytes)
@@ -866,6 +868,7 @@ class Worker:
             "queue_wait_ms": percentiles(self.queue_wait_ms),
             "request_ms": {k: percentiles(v) for k, v in sorted(self.request_ms.items())},
             "request_streams": dict(sorted(streams.items())),
+            "library_refusals": dict(sorted(refused.items())),
             "mesh": {
                 t.name: percentiles(
                     len(p.host.mesh_peers(t.name)) for p in self.peers.values() if p.host
@@ -876,6 +879,25 @@ class Worker:
                 len(p.host.connected_peers()) for p in self.peers.values() if p.host
             ),
         }
+
+
+def _library_refusals(host: P2PHost) -> dict[str, int]:
+    """What py-libp2p's resource manager refused on this host (connections, streams, memory past
+    its limits or rate limiter) and whether its circuit breaker is open: refusals that never
+    reach our code and show up only as failed dials and streams. Empty if the library changed."""
+    with contextlib.suppress(AttributeError, TypeError, KeyError):
+        manager = host._lhost.get_network()._resource_manager
+        if manager is None:
+            return {}
+        out: dict[str, int] = {}
+        if manager.metrics is not None:
+            blocks = manager.metrics.get_summary()["blocks"]
+            out = {f"{kind} refused": int(n) for kind, n in blocks.items() if n}
+        breaker = manager.circuit_breaker
+        if breaker is not None and breaker.is_open():
+            out["circuit breaker open"] = 1
+        return out
+    return {}
 
 
 def _worker_main(setup: WorkerSetup, conn: multiprocessing.connection.Connection) -> None:
@@ -1316,6 +1338,7 @@ class Coordinator:
                     "queue_wait_ms": s["queue_wait_ms"],
                     "request_ms": s["request_ms"],
                     "request_streams": s["request_streams"],
+                    "library_refusals": s["library_refusals"],
                     "mesh": s["mesh"],
                     "connections": s["connections"],
                 }
