@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 
@@ -16,6 +19,7 @@ from p2p.errors import (
     RequestTimeout,
     UnknownProtocol,
 )
+from p2p.host import P2PHost
 from p2p.identity import peer_id_of
 
 from .swarm import DEADLINE_S, ECHO, config, hosts, identity
@@ -31,13 +35,20 @@ async def echo(peer: str, data: bytes) -> bytes:
     return data[::-1]
 
 
+@asynccontextmanager
+async def echo_pair(**server_options: int) -> AsyncIterator[tuple[P2PHost, P2PHost]]:
+    """A server answering ECHO with `echo`, and a client that bootstraps from it."""
+    async with (
+        hosts(config(0, **server_options)) as (server,),
+        hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
+    ):
+        server.set_handler(ECHO, echo)
+        yield server, client
+
+
 def test_round_trip_and_handler_errors() -> None:
     async def main() -> None:
-        async with (
-            hosts(config(0)) as (server,),
-            hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
-        ):
-            server.set_handler(ECHO, echo)
+        async with echo_pair() as (server, client):
             with trio.fail_after(DEADLINE_S):
                 assert await client.request(server.peer_id, ECHO, b"abc") == b"cba"
                 assert await client.request(server.peer_id, ECHO, b"") == b""
@@ -150,11 +161,7 @@ def test_handler_registration_rules() -> None:
 
 def test_requests_reuse_one_stream_and_survive_its_close() -> None:
     async def main() -> None:
-        async with (
-            hosts(config(0, max_request_bytes=100)) as (server,),
-            hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
-        ):
-            server.set_handler(ECHO, echo)
+        async with echo_pair(max_request_bytes=100) as (server, client):
             with trio.fail_after(DEADLINE_S):
                 for n in range(5):
                     assert await client.request(server.peer_id, ECHO, b"%d" % n) == b"%d" % n
@@ -176,11 +183,7 @@ def test_server_closes_a_stream_left_idle(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(host_module, "STREAM_IDLE_S", 0.2)
 
     async def main() -> None:
-        async with (
-            hosts(config(0)) as (server,),
-            hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
-        ):
-            server.set_handler(ECHO, echo)
+        async with echo_pair() as (server, client):
             with trio.fail_after(DEADLINE_S):
                 assert await client.request(server.peer_id, ECHO, b"ab") == b"ba"
                 ((stream, _),) = client._idle[server.peer_id][ECHO]
