@@ -340,7 +340,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=10_000)
     p.add_argument("--byzantine-stake", type=float, default=0.2)
     p.add_argument(
-        "--tau", type=int, default=DEFAULT_TAU, help="seeds: committee size (default: the default)"
+        "--tau",
+        type=int,
+        default=DEFAULT_TAU,
+        help=f"seeds: expected committee weight (default {DEFAULT_TAU}, the network's default)",
     )
     p.add_argument("--taus", default="8,16,32")
     p.add_argument("--rate", type=float, default=None)
