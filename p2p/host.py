@@ -30,6 +30,7 @@ import collections
 import contextlib
 import dataclasses
 import enum
+import errno
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -338,6 +339,7 @@ class P2PHost:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._running = False
+        self._closing = False  # set once we close the library's host (see _library_run)
         self._next_pex_s = 0.0
         self._inbound = trio.Semaphore(config.max_inbound_requests)
         # Request streams kept for reuse: peer -> protocol -> [(stream, idle since)].
@@ -1010,6 +1012,25 @@ class P2PHost:
             raise HostNotRunning("the host is not running: use it inside `async with open_host()`")
 
     @asynccontextmanager
+    async def _library_run(self, listen: list[multiaddr.Multiaddr]) -> AsyncIterator[None]:
+        """The library's run(), minus one shutdown race: its identify handler reads the listening
+        socket's address, and close() can close that socket under a handler still running; the
+        EBADF then escapes the library's nursery. Once we are closing it means nothing; any other
+        error, or this one before closing, goes on."""
+        try:
+            async with self._lhost.run(listen):
+                yield
+        except* OSError as group:
+            rest = group.subgroup(
+                lambda e: (
+                    not isinstance(e, BaseExceptionGroup)
+                    and getattr(e, "errno", None) != errno.EBADF
+                )
+            )
+            if not self._closing or rest is not None:
+                raise
+
+    @asynccontextmanager
     async def _run(self) -> AsyncIterator[P2PHost]:
         for text in self.config.bootstrap:
             addr = multiaddr.Multiaddr(text)
@@ -1019,7 +1040,7 @@ class P2PHost:
             self._book.add(peer, (bare,), PeerSource.BOOTSTRAP)
         listen = [multiaddr.Multiaddr(a) for a in self.config.listen_addrs]
         async with (
-            self._lhost.run(listen),
+            self._library_run(listen),
             background_trio_service(self._pubsub),
             background_trio_service(self._gossipsub),
         ):
@@ -1035,6 +1056,7 @@ class P2PHost:
                     nursery.cancel_scope.cancel()
             # Close every connection while the library's run() is still active: leaving run()
             # first leaves sockets open and remotes believing we are still there.
+            self._closing = True
             with trio.CancelScope(shield=True), trio.move_on_after(self.config.close_timeout_s):
                 await self._lhost.close()
             for sub in self._subs.values():

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import AsyncIterator
+
+import pytest
 import trio
 
-from p2p.host import ACCEPT, Verdict, open_host
+from p2p.host import ACCEPT, P2PHost, Verdict, open_host
 
 from .swarm import DEADLINE_S, TOPIC, config, free_port, hosts
 
@@ -105,3 +110,28 @@ def test_reconnection_after_restart_with_same_identity() -> None:
                 assert stayer.metrics.dials >= 1
 
     trio.run(main)
+
+
+def test_a_listener_closed_under_the_librarys_identify_handler_is_not_an_error() -> None:
+    """py-libp2p's identify handler reads the listening socket's address; if close() closes it
+    under a handler still running, EBADF escapes the library's run(). Only then, while closing,
+    is it dropped: the same error before closing, or any other, still surfaces."""
+
+    async def main(closing: bool, error: OSError) -> None:
+        host = P2PHost(config(0))
+
+        @contextlib.asynccontextmanager
+        async def run(_: object) -> AsyncIterator[None]:
+            yield
+            host._closing = closing
+            raise ExceptionGroup("library nursery", [error])
+
+        host._lhost.run = run  # type: ignore[method-assign]
+        async with host._library_run([]):
+            pass
+
+    trio.run(main, True, OSError(errno.EBADF, "Bad file descriptor"))
+    with pytest.raises(ExceptionGroup):
+        trio.run(main, False, OSError(errno.EBADF, "Bad file descriptor"))
+    with pytest.raises(ExceptionGroup):
+        trio.run(main, True, OSError(errno.ECONNRESET, "reset"))
