@@ -51,6 +51,9 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.rcmgr import ResourceManager, new_resource_manager
+from libp2p.rcmgr.connection_limits import ConnectionLimits
+from libp2p.rcmgr.manager import ResourceLimits
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
@@ -312,6 +315,33 @@ def _muxer_options(preferred: Muxer) -> dict[TProtocol, Any]:
     return dict(order)
 
 
+# Connections to one peer: two hosts dialling each other at once open two.
+_CONNECTIONS_PER_PEER = 2
+
+
+def _resource_manager(max_connections: int) -> ResourceManager:
+    """py-libp2p's resource manager with its connection caps derived from ours.
+
+    The library's default caps are fixed (256 established inbound, 64 handshakes pending) whatever
+    the host's `max_connections`: a validator of a 300-peer network refused every dial past the
+    256th, and those refusals reach neither our code nor the library's counters, only the dialler
+    as a failed stream. The hard caps sit a margin above `max_connections`, so that the library's
+    connection manager prunes at `max_connections` first, as configured."""
+    hard_cap = max_connections + max(16, max_connections // 4)
+    limits = ConnectionLimits(
+        max_pending_inbound=max(64, max_connections // 2),
+        max_pending_outbound=max(64, max_connections // 2),
+        max_established_inbound=hard_cap,
+        max_established_outbound=hard_cap,
+        max_established_per_peer=_CONNECTIONS_PER_PEER,
+        max_established_total=hard_cap,
+    )
+    # The manager's own connection count includes connections still being upgraded.
+    return new_resource_manager(
+        limits=ResourceLimits(max_connections=2 * hard_cap), connection_limits=limits
+    )
+
+
 def _peer_text(peer: ID) -> str:
     return peer.to_base58()
 
@@ -366,9 +396,10 @@ class P2PHost:
                 # connection upkeep is ours (maintenance loop), so it stays idle.
                 low_watermark=0,
                 min_connections=0,
-                max_connections_per_peer=2,
+                max_connections_per_peer=_CONNECTIONS_PER_PEER,
                 dial_timeout=conns.dial_timeout_s,
             ),
+            resource_manager=_resource_manager(conns.max_connections),
         )
         network = self._lhost.get_network()
         # Redials are ours (one backoff schedule per peer, with jitter from the injected rng):
@@ -429,6 +460,14 @@ class P2PHost:
     def mesh_peers(self, topic: str) -> set[str]:
         """Peers in this host's GossipSub mesh for `topic`."""
         return {_peer_text(p) for p in self._gossipsub.mesh.get(topic, set())}
+
+    def pubsub_peers(self) -> set[str]:
+        """Connected peers the library holds a pubsub stream to (candidates for any mesh)."""
+        return {_peer_text(p) for p in self._pubsub.peers}
+
+    def topic_peers(self, topic: str) -> set[str]:
+        """Peers that told this host they subscribe to `topic` (candidates for its mesh)."""
+        return {_peer_text(p) for p in self._pubsub.peer_topics.get(topic, set())}
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Return once `predicate()` is true; it is re-checked after every connection, ban,

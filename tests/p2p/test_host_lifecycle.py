@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
-from p2p.host import ACCEPT, P2PHost, Verdict, open_host
+from p2p.host import ACCEPT, P2PHost, Verdict, _resource_manager, open_host
 
 from .swarm import DEADLINE_S, TOPIC, config, free_port, hosts
 
@@ -135,3 +135,20 @@ def test_a_listener_closed_under_the_librarys_identify_handler_is_not_an_error()
         trio.run(main, False, OSError(errno.EBADF, "Bad file descriptor"))
     with pytest.raises(ExceptionGroup):
         trio.run(main, True, OSError(errno.ECONNRESET, "reset"))
+
+
+@pytest.mark.parametrize("max_connections", [8, 64, 300, 1024])
+def test_the_librarys_connection_caps_follow_the_configured_maximum(max_connections: int) -> None:
+    # The library's defaults cap established inbound connections at 256 whatever the host's
+    # maximum: a validator of 300 peers silently refused the rest.
+    manager = _resource_manager(max_connections)
+    caps = manager.connection_limits
+    established = (
+        caps.max_established_inbound,
+        caps.max_established_outbound,
+        caps.max_established_total,
+    )
+    assert all(cap is not None for cap in established), caps
+    assert min(cap or 0 for cap in established) > max_connections, caps
+    assert (caps.max_pending_inbound or 0) >= 64, caps
+    assert manager.limits.max_connections >= 2 * max_connections
