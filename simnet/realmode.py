@@ -237,6 +237,7 @@ class Worker:
         self.lag_ms: list[int] = []  # how late the loop woke a 100 ms sleeper
         # answered requests' round trips by protocol and whether a connection had to be dialled
         self.request_ms: collections.defaultdict[str, list[int]] = collections.defaultdict(list)
+        self.request_timeouts: collections.Counter[str] = collections.Counter()
         self.timers: list[tuple[float, int, int, int, Hashable]] = []
         self.timer_seq = itertools.count()
         self.timer_wake = trio.Event()
@@ -606,6 +607,7 @@ class Worker:
         target_id = peer_id_of(action.peer)
         async with peer.request_slots:
             connected = target_id in host.connected_peers()
+            kind = f"{action.protocol} {'warm' if connected else 'dial'}"
             started = trio.current_time()
             try:
                 data = await host.request(
@@ -614,10 +616,11 @@ class Worker:
                     action.data,
                     timeout_s=action.timeout_ms / 1000,
                 )
-                took = self.request_ms[f"{action.protocol} {'warm' if connected else 'dial'}"]
+                took = self.request_ms[kind]
                 if len(took) < SAMPLES_MAX:
                     took.append(int((trio.current_time() - started) * 1000))
             except RequestTimeout as exc:
+                self.request_timeouts[kind] += 1
                 await fail(ev.FailureKind.TIMEOUT, str(exc))
                 return
             except PeerUnreachable as exc:
@@ -867,6 +870,7 @@ class Worker:
             "loop_lag_ms": percentiles(self.lag_ms),
             "queue_wait_ms": percentiles(self.queue_wait_ms),
             "request_ms": {k: percentiles(v) for k, v in sorted(self.request_ms.items())},
+            "request_timeouts": dict(sorted(self.request_timeouts.items())),
             "request_streams": dict(sorted(streams.items())),
             "library_refusals": dict(sorted(refused.items())),
             "mesh": {
@@ -878,6 +882,15 @@ class Worker:
             "connections": percentiles(
                 len(p.host.connected_peers()) for p in self.peers.values() if p.host
             ),
+            "pubsub_peers": percentiles(
+                len(p.host.pubsub_peers()) for p in self.peers.values() if p.host
+            ),
+            "topic_peers": {
+                t.name: percentiles(
+                    len(p.host.topic_peers(t.name)) for p in self.peers.values() if p.host
+                )
+                for t in ev.TOPICS
+            },
         }
 
 
@@ -1337,9 +1350,12 @@ class Coordinator:
                     "loop_lag_ms": s["loop_lag_ms"],
                     "queue_wait_ms": s["queue_wait_ms"],
                     "request_ms": s["request_ms"],
+                    "request_timeouts": s["request_timeouts"],
                     "request_streams": s["request_streams"],
                     "library_refusals": s["library_refusals"],
                     "mesh": s["mesh"],
+                    "topic_peers": s["topic_peers"],
+                    "pubsub_peers": s["pubsub_peers"],
                     "connections": s["connections"],
                 }
                 for w, s in sorted(stats.items())
