@@ -777,14 +777,16 @@ class P2PHost:
         self, peer_id: ID, peer: str, config: ProtocolConfig, data: bytes, timeout_s: float
     ) -> bytes:
         pid = config.protocol_id
+        stage = ["stream"]  # where the time went, if it runs out (metrics.rpc_timeouts_at)
         try:
             with trio.fail_after(timeout_s):
                 idle = self._take_idle(peer, pid)
                 if idle is not None:
                     self.metrics.rpc_streams_reused[pid] += 1
-                    body = await self._on_stream(idle, peer, config, data, reused=True)
+                    body = await self._on_stream(idle, peer, config, data, stage, reused=True)
                     if body is not None:
                         return body
+                    stage[0] = "stream"
                 entry = self._book.get(peer)
                 if entry is not None and peer_id not in self._lhost.get_network().connections:
                     # Not connected: let the swarm dial the addresses we know (the library's
@@ -800,23 +802,34 @@ class P2PHost:
                     cause = f" (cause: {exc.__cause__!r})" if exc.__cause__ is not None else ""
                     raise PeerUnreachable(peer, f"no stream: {exc!r}{cause}") from None
                 self.metrics.rpc_streams_opened[pid] += 1
-                body = await self._on_stream(stream, peer, config, data, reused=False)
+                body = await self._on_stream(stream, peer, config, data, stage, reused=False)
                 assert body is not None  # only a reused stream can end before its answer
                 return body
         except trio.TooSlowError:
+            self.metrics.rpc_timeouts_at[(pid, stage[0])] += 1
             raise RequestTimeout(peer, pid, timeout_s) from None
 
     async def _on_stream(
-        self, stream: INetStream, peer: str, config: ProtocolConfig, data: bytes, *, reused: bool
+        self,
+        stream: INetStream,
+        peer: str,
+        config: ProtocolConfig,
+        data: bytes,
+        stage: list[str],
+        *,
+        reused: bool,
     ) -> bytes | None:
         """One exchange on `stream`. After a full answer the stream is kept for the next request
         to the same peer; on any failure it is reset. None: a reused stream that the server had
-        already closed (nothing was answered: send again on a new stream)."""
+        already closed (nothing was answered: send again on a new stream). `stage[0]` follows
+        the exchange (write, answer)."""
         pid = config.protocol_id
         done = False
         try:
             try:
+                stage[0] = "write"
                 await framing.write_frame(stream, data)
+                stage[0] = "answer"
                 # +1: the status byte in front of the payload.
                 body = await framing.read_frame_or_eof(stream, config.max_response_bytes + 1)
             except framing.FrameError as exc:

@@ -41,6 +41,9 @@ class HostMetrics:
     # Outbound request streams opened, and requests sent on a stream kept from an earlier one.
     rpc_streams_opened: Counter[str] = dataclasses.field(default_factory=Counter)
     rpc_streams_reused: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Timed-out requests by protocol and where the time ran out: "stream" (opening a stream,
+    # dialling if not connected), "write" (sending the request) or "answer" (waiting for it).
+    rpc_timeouts_at: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     dials: int = 0
     dial_failures: int = 0
     connections_opened: int = 0

@@ -113,6 +113,7 @@ class _HostCollector(Collector):
         for name, doc, pairs in (
             ("posi_rpc_failures", "request failures", m.rpc_failures),
             ("posi_rpc_rejected", "requests refused by handlers", m.rpc_rejected),
+            ("posi_rpc_timeouts_at", "timed-out requests by stage", m.rpc_timeouts_at),
         ):
             fam = CounterMetricFamily(name, doc, labels=["protocol", "kind"])
             for (pid, kind), value in list(pairs.items()):

@@ -850,10 +850,14 @@ class Worker:
         gossip_in_bytes: collections.Counter[str] = collections.Counter()
         streams: collections.Counter[str] = collections.Counter()
         refused: collections.Counter[str] = collections.Counter()
+        timeouts_at: collections.Counter[str] = collections.Counter()
         for peer in self.peers.values():
             if peer.host is not None:
                 refused.update(_library_refusals(peer.host))
                 metrics = peer.host.metrics
+                timeouts_at.update(
+                    {f"{p} {at}": n for (p, at), n in metrics.rpc_timeouts_at.items()}
+                )
                 gossip_in.update(metrics.gossip_in_messages)
                 gossip_in_bytes.update(metrics.gossip_in_bytes)
                 streams.update({f"{k} opened": v for k, v in metrics.rpc_streams_opened.items()})
@@ -871,6 +875,7 @@ class Worker:
             "queue_wait_ms": percentiles(self.queue_wait_ms),
             "request_ms": {k: percentiles(v) for k, v in sorted(self.request_ms.items())},
             "request_timeouts": dict(sorted(self.request_timeouts.items())),
+            "request_timeouts_at": dict(sorted(timeouts_at.items())),
             "request_streams": dict(sorted(streams.items())),
             "library_refusals": dict(sorted(refused.items())),
             "mesh": {
@@ -909,6 +914,19 @@ def _library_refusals(host: P2PHost) -> dict[str, int]:
         breaker = manager.circuit_breaker
         if breaker is not None and breaker.is_open():
             out["circuit breaker open"] = 1
+        # The yamux muxer lets a connection hold 256 outbound streams; a connection with none left
+        # makes every new stream to that peer wait.
+        for conns in host._lhost.get_network().connections.values():
+            for conn in conns:
+                slots = getattr(conn.muxed_conn, "stream_backlog_semaphore", None)
+                if slots is not None and slots.value == 0:
+                    out["connections out of yamux stream slots"] = (
+                        out.get("connections out of yamux stream slots", 0) + 1
+                    )
+                elif slots is not None and slots.value < 128:
+                    out["connections with under half their yamux stream slots"] = (
+                        out.get("connections with under half their yamux stream slots", 0) + 1
+                    )
         return out
     return {}
 
@@ -1351,6 +1369,7 @@ class Coordinator:
                     "queue_wait_ms": s["queue_wait_ms"],
                     "request_ms": s["request_ms"],
                     "request_timeouts": s["request_timeouts"],
+                    "request_timeouts_at": s["request_timeouts_at"],
                     "request_streams": s["request_streams"],
                     "library_refusals": s["library_refusals"],
                     "mesh": s["mesh"],

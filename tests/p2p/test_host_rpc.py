@@ -105,6 +105,8 @@ def test_timeout_and_unreachable() -> None:
                 with pytest.raises(PeerUnreachable):
                     await client.request("not-a-peer-id", ECHO, b"x")
             assert client.metrics.rpc_failures[(ECHO, "timeout")] == 1
+            # The stream opened and the request went out: the time ran out waiting for the answer.
+            assert client.metrics.rpc_timeouts_at == {(ECHO, "answer"): 1}
 
     trio.run(main)
 
