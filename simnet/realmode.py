@@ -915,9 +915,17 @@ def _library_refusals(host: P2PHost) -> dict[str, int]:
         if breaker is not None and breaker.is_open():
             out["circuit breaker open"] = 1
         # The yamux muxer lets a connection hold 256 outbound streams; a connection with none left
-        # makes every new stream to that peer wait.
+        # makes every new stream to that peer wait. Inbound streams wait in a queue of 10 for the
+        # connection's accept loop; a full queue stops the connection's reader (every stream on it).
         for conns in host._lhost.get_network().connections.values():
             for conn in conns:
+                queue = getattr(conn.muxed_conn, "new_stream_send_channel", None)
+                if queue is not None and queue.statistics().current_buffer_used > 0:
+                    key = "connections with inbound streams not accepted"
+                    out[key] = out.get(key, 0) + 1
+                if getattr(conn, "event_closed", None) is not None and conn.event_closed.is_set():
+                    key = "closed connections still listed"
+                    out[key] = out.get(key, 0) + 1
                 slots = getattr(conn.muxed_conn, "stream_backlog_semaphore", None)
                 if slots is not None and slots.value == 0:
                     out["connections out of yamux stream slots"] = (
