@@ -901,16 +901,17 @@ class Worker:
 
 def _library_refusals(host: P2PHost) -> dict[str, int]:
     """What py-libp2p's resource manager refused on this host (connections, streams, memory past
-    its limits or rate limiter) and whether its circuit breaker is open: refusals that never
-    reach our code and show up only as failed dials and streams. Empty if the library changed."""
+    its limits or rate limiter), whether its circuit breaker is open, and connections in a state
+    that stalls streams: refusals and stalls that never reach our code and show up only as failed
+    or slow dials and streams. Empty if the library changed."""
     with contextlib.suppress(AttributeError, TypeError, KeyError):
         manager = host._lhost.get_network()._resource_manager
         if manager is None:
             return {}
-        out: dict[str, int] = {}
+        out: collections.Counter[str] = collections.Counter()
         if manager.metrics is not None:
             blocks = manager.metrics.get_summary()["blocks"]
-            out = {f"{kind} refused": int(n) for kind, n in blocks.items() if n}
+            out.update({f"{kind} refused": int(n) for kind, n in blocks.items() if n})
         breaker = manager.circuit_breaker
         if breaker is not None and breaker.is_open():
             out["circuit breaker open"] = 1
@@ -921,21 +922,15 @@ def _library_refusals(host: P2PHost) -> dict[str, int]:
             for conn in conns:
                 queue = getattr(conn.muxed_conn, "new_stream_send_channel", None)
                 if queue is not None and queue.statistics().current_buffer_used > 0:
-                    key = "connections with inbound streams not accepted"
-                    out[key] = out.get(key, 0) + 1
+                    out["connections with inbound streams not accepted"] += 1
                 if getattr(conn, "event_closed", None) is not None and conn.event_closed.is_set():
-                    key = "closed connections still listed"
-                    out[key] = out.get(key, 0) + 1
+                    out["closed connections still listed"] += 1
                 slots = getattr(conn.muxed_conn, "stream_backlog_semaphore", None)
                 if slots is not None and slots.value == 0:
-                    out["connections out of yamux stream slots"] = (
-                        out.get("connections out of yamux stream slots", 0) + 1
-                    )
+                    out["connections out of yamux stream slots"] += 1
                 elif slots is not None and slots.value < 128:
-                    out["connections with under half their yamux stream slots"] = (
-                        out.get("connections with under half their yamux stream slots", 0) + 1
-                    )
-        return out
+                    out["connections with under half their yamux stream slots"] += 1
+        return dict(out)
     return {}
 
 
