@@ -1,18 +1,21 @@
-"""Length-prefixed frames for request/response streams.
+"""Tagged, length-prefixed frames for request/response streams.
 
-A stream carries request/response pairs one after the other: the caller writes one request frame
-and reads one response frame, and may then send the next request on the same stream. Either side
-ends the stream by closing it at a frame boundary (`read_frame_or_eof` returns None there).
+A stream carries many requests at once: the caller writes request frames, each tagged with a
+request id of its choice, and the server answers each with a response frame carrying the same id,
+in whatever order its handlers finish. Either side ends the stream by closing it at a frame
+boundary (`read_frame_or_eof` returns None there).
 
-    frame    = length (4 bytes, big-endian, unsigned) || body        length = len(body)
+    frame    = request id (4 bytes) || length (4 bytes) || body     big-endian, unsigned;
+                                                                     length = len(body)
     request  body = payload
     response body = status (1 byte) || payload
                     status 0 = OK     payload = the handler's answer
                     status 1 = ERROR  payload = UTF-8 reason (at most ERROR_REASON_BYTES_MAX)
 
 The reader checks the announced length against the bound before reading the body, so a peer can
-never make us buffer more than the bound. `encode_*`/`decode_*` are pure; `read_frame`,
-`read_frame_or_eof` and `write_frame` are the only functions that touch a stream.
+never make us buffer more than the bound; the id comes first so that a refusal of an oversized
+request can name it. `encode_*`/`decode_*` are pure; `read_frame` and `read_frame_or_eof` are the
+only functions that read a stream.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from typing import Protocol
 
 from p2p.errors import P2PError
 
+REQUEST_ID_BYTES = 4
 LENGTH_PREFIX_BYTES = 4
+HEADER_BYTES = REQUEST_ID_BYTES + LENGTH_PREFIX_BYTES
+# Request ids wrap around: a caller never has anywhere near 2**32 requests outstanding.
+REQUEST_ID_MODULUS = 1 << (8 * REQUEST_ID_BYTES)
 # An error reason is a short diagnostic for logs, never data: 256 bytes is plenty and keeps a
 # hostile peer from using error frames as a side channel.
 ERROR_REASON_BYTES_MAX = 256
@@ -43,10 +50,12 @@ class FrameError(P2PError):
 
 
 class FrameTooLarge(FrameError):
-    """The frame announced a body above the bound."""
+    """The frame announced a body above the bound. Its body was not read: the stream cannot carry
+    another frame."""
 
-    def __init__(self, size_bytes: int, max_bytes: int) -> None:
+    def __init__(self, request_id: int, size_bytes: int, max_bytes: int) -> None:
         super().__init__(f"frame of {size_bytes} bytes is above the limit of {max_bytes} bytes")
+        self.request_id = request_id
         self.size_bytes = size_bytes
         self.max_bytes = max_bytes
 
@@ -61,28 +70,30 @@ class ReadableStream(Protocol):
     async def read(self, n: int | None = None) -> bytes: ...
 
 
-class WritableStream(Protocol):
-    """What `write_frame` needs from a stream."""
-
-    async def write(self, data: bytes) -> None: ...
-
-
-def encode_frame(body: bytes) -> bytes:
-    """Length prefix + body. Raises ValueError if the body cannot be framed (over 4 GiB)."""
+def encode_frame(request_id: int, body: bytes) -> bytes:
+    """Header + body. Raises ValueError if the id is out of range or the body cannot be framed
+    (over 4 GiB)."""
+    if not 0 <= request_id < REQUEST_ID_MODULUS:
+        raise ValueError(f"request id {request_id} does not fit in {REQUEST_ID_BYTES} bytes")
     if len(body) >= 1 << (8 * LENGTH_PREFIX_BYTES):
         raise ValueError("frame body too long for a 4-byte length")
-    return len(body).to_bytes(LENGTH_PREFIX_BYTES, "big") + body
+    return (
+        request_id.to_bytes(REQUEST_ID_BYTES, "big")
+        + len(body).to_bytes(LENGTH_PREFIX_BYTES, "big")
+        + body
+    )
 
 
-def encode_response_ok(payload: bytes) -> bytes:
-    """A complete OK response frame."""
-    return encode_frame(bytes([Status.OK]) + payload)
+def encode_response_ok(request_id: int, payload: bytes) -> bytes:
+    """A complete OK response frame answering `request_id`."""
+    return encode_frame(request_id, bytes([Status.OK]) + payload)
 
 
-def encode_response_error(reason: str) -> bytes:
-    """A complete ERROR response frame; the reason is truncated to ERROR_REASON_BYTES_MAX bytes."""
+def encode_response_error(request_id: int, reason: str) -> bytes:
+    """A complete ERROR response frame answering `request_id`; the reason is truncated to
+    ERROR_REASON_BYTES_MAX bytes."""
     raw = reason.encode("utf-8", errors="replace")[:ERROR_REASON_BYTES_MAX]
-    return encode_frame(bytes([Status.ERROR]) + raw)
+    return encode_frame(request_id, bytes([Status.ERROR]) + raw)
 
 
 def decode_response(body: bytes) -> tuple[Status, bytes | str]:
@@ -103,14 +114,16 @@ def decode_response(body: bytes) -> tuple[Status, bytes | str]:
     return status, payload.decode("utf-8", errors="replace")
 
 
-def parse_length(prefix: bytes, max_bytes: int) -> int:
-    """The body length announced by a 4-byte prefix. Raises FrameTooLarge above `max_bytes`."""
-    if len(prefix) != LENGTH_PREFIX_BYTES:
-        raise FrameTruncated(f"length prefix of {len(prefix)} bytes")
-    size = int.from_bytes(prefix, "big")
+def parse_header(header: bytes, max_bytes: int) -> tuple[int, int]:
+    """(request id, body length) from an 8-byte header. Raises FrameTruncated if it is short,
+    FrameTooLarge if the length is above `max_bytes`."""
+    if len(header) != HEADER_BYTES:
+        raise FrameTruncated(f"frame header of {len(header)} bytes")
+    request_id = int.from_bytes(header[:REQUEST_ID_BYTES], "big")
+    size = int.from_bytes(header[REQUEST_ID_BYTES:], "big")
     if size > max_bytes:
-        raise FrameTooLarge(size, max_bytes)
-    return size
+        raise FrameTooLarge(request_id, size, max_bytes)
+    return request_id, size
 
 
 async def _read_exactly(stream: ReadableStream, n: int) -> bytes:
@@ -128,31 +141,26 @@ async def _read_exactly(stream: ReadableStream, n: int) -> bytes:
     return b"".join(parts)
 
 
-async def read_frame(stream: ReadableStream, max_bytes: int) -> bytes:
-    """Read one frame's body of at most `max_bytes` bytes.
+async def read_frame(stream: ReadableStream, max_bytes: int) -> tuple[int, bytes]:
+    """Read one frame: (request id, body of at most `max_bytes` bytes).
 
-    Raises FrameTooLarge (announced length above the bound: nothing more is read), FrameTruncated
+    Raises FrameTooLarge (announced length above the bound: the body is not read), FrameTruncated
     (EOF inside the frame). Stream errors of the library (reset, closed) propagate unchanged; the
     caller owns the stream and must reset it on any error."""
-    size = parse_length(await _read_exactly(stream, LENGTH_PREFIX_BYTES), max_bytes)
-    return await _read_exactly(stream, size) if size else b""
+    request_id, size = parse_header(await _read_exactly(stream, HEADER_BYTES), max_bytes)
+    return request_id, await _read_exactly(stream, size) if size else b""
 
 
-async def read_frame_or_eof(stream: ReadableStream, max_bytes: int) -> bytes | None:
+async def read_frame_or_eof(stream: ReadableStream, max_bytes: int) -> tuple[int, bytes] | None:
     """Like `read_frame`, but None when the stream ends before the frame's first byte (the other
-    side closed a stream it was reusing for several frames)."""
+    side closed the stream)."""
     try:
-        first = await stream.read(LENGTH_PREFIX_BYTES)
+        first = await stream.read(HEADER_BYTES)
     except EOFError:
         first = b""
     if not first:
         return None
-    rest = LENGTH_PREFIX_BYTES - len(first)
-    prefix = first + (await _read_exactly(stream, rest) if rest else b"")
-    size = parse_length(prefix, max_bytes)
-    return await _read_exactly(stream, size) if size else b""
-
-
-async def write_frame(stream: WritableStream, body: bytes) -> None:
-    """Write one frame (prefix and body in a single write)."""
-    await stream.write(encode_frame(body))
+    rest = HEADER_BYTES - len(first)
+    header = first + (await _read_exactly(stream, rest) if rest else b"")
+    request_id, size = parse_header(header, max_bytes)
+    return request_id, await _read_exactly(stream, size) if size else b""

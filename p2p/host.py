@@ -15,9 +15,10 @@ Theory of operation (see p2p/README.md for the why and the figures):
   and a peer whose score falls below the ban threshold is disconnected and banned for a while.
   A full delivery channel drops the message for this node (it is still forwarded: the network did
   nothing wrong) and counts it in `metrics.gossip_dropped`.
-* Request/response: one length-prefixed frame each way per request, both bounded by the protocol's
-  configuration, on streams kept open for the next request to the same peer (STREAM_IDLE_S).
-  Handlers are `async (peer, request) -> response`; raising `RemoteProtocolError` refuses the
+* Request/response: one tagged, length-prefixed frame each way per request, both bounded by the
+  protocol's configuration, on one stream per peer and protocol that carries many requests at
+  once (p2p/channel.py) and stays open while it is used (STREAM_IDLE_S). Handlers are
+  `async (peer, request) -> response`, run concurrently; raising `RemoteProtocolError` refuses the
   request with an error frame and penalises the caller.
 
 Nothing here blocks the trio thread: every wait is a trio wait, and validators and handlers must
@@ -27,10 +28,9 @@ keep it that way (push CPU-heavy or blocking work to `trio.to_thread.run_sync`).
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
-import enum
 import errno
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,6 +64,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from ledger.domains import Domain, digest_parts
 from ledger.errors import DecodeError
 from p2p import framing
+from p2p.channel import IN_FLIGHT_MAX, RequestChannel, end_stream
 from p2p.config import PEX_PROTOCOL_ID, HostConfig, Muxer, ProtocolConfig, TopicConfig
 from p2p.errors import (
     HostNotRunning,
@@ -294,16 +295,11 @@ _RPC_OVERHEAD_BYTES = 64 * 1024
 _STABLE_CONNECTION_S = 10.0
 # How long the library's peerstore keeps addresses we hand it for one dial.
 _PEERSTORE_ADDR_TTL_S = 120
-# Closing a stream after an exchange must not hold up the caller.
-_STREAM_CLOSE_TIMEOUT_S = 1.0
-# Request streams are reused: opening one costs a muxer round trip and a protocol negotiation, about
-# four times the CPU of the exchange itself (p2p/README.md), and at a few hundred peers per process
-# those extra hops made committee requests time out. A server keeps a stream open for
-# STREAM_IDLE_S after its last answer; a caller reuses an idle stream only for half that time, so
-# that the server's close does not race a new request, and keeps at most _IDLE_STREAMS_PER_KEY
-# idle streams per (peer, protocol).
+# Request streams are long-lived (p2p/channel.py): opening one costs a muxer round trip and a
+# protocol negotiation, and under load the negotiation is where requests ran out of time. A server
+# closes a stream that carried no request for STREAM_IDLE_S; a caller stops sending on a channel
+# idle for half that time, so that the server's close does not race a new request.
 STREAM_IDLE_S = 30.0
-_IDLE_STREAMS_PER_KEY = 4
 # Peer-exchange protocol bounds: an empty request; the answer's own encoding bound.
 _PEX_PROTOCOL = ProtocolConfig(PEX_PROTOCOL_ID, 0, PexAnswer.MAX_BYTES)
 
@@ -372,8 +368,9 @@ class P2PHost:
         self._closing = False  # set once we close the library's host (see _library_run)
         self._next_pex_s = 0.0
         self._inbound = trio.Semaphore(config.max_inbound_requests)
-        # Request streams kept for reuse: peer -> protocol -> [(stream, idle since)].
-        self._idle: dict[str, dict[str, list[tuple[INetStream, float]]]] = {}
+        # Request channels by (peer, protocol), and the openings in progress.
+        self._channels: dict[tuple[str, str], RequestChannel] = {}
+        self._openings: dict[tuple[str, str], _Opening] = {}
 
         keypair = keypair_of(config.identity)
         # Noise only: the library also offers TLS, secio and *plaintext* by default; a dialer could
@@ -630,75 +627,119 @@ class P2PHost:
         self._lhost.set_stream_handler(TProtocol(config.protocol_id), on_stream)
 
     async def _serve(self, stream: INetStream, config: ProtocolConfig, handler: Handler) -> None:
-        """Answer the requests of one inbound stream, one after the other, until the caller closes
-        it or leaves it idle for STREAM_IDLE_S."""
+        """Answer the requests of one inbound stream, each in its own task, until the caller
+        closes the stream or leaves it idle for STREAM_IDLE_S; then close it cleanly once every
+        request read has been answered (the caller counts on that: see p2p/channel.py)."""
         peer = _peer_text(stream.muxed_conn.peer_id)
+        write_lock = trio.Lock()
         clean = False
-        try:
-            first = True
-            while True:
-                if not self._running or self._scores.is_banned(peer, trio.current_time()):
-                    return
-                served = await self._serve_one(stream, peer, config, handler, first=first)
-                if served is not _Served.AGAIN:
-                    clean = served is _Served.CLOSED
-                    return
-                first = False
-        except (BaseLibp2pError, OSError) as exc:
-            logger.debug("%s stream from %s failed: %r", config.protocol_id, peer, exc)
-        finally:
-            if not clean:
-                with trio.CancelScope(shield=True), trio.move_on_after(_STREAM_CLOSE_TIMEOUT_S):
-                    await _reset_quietly(stream)
 
-    async def _serve_one(
+        async def write(frame: bytes) -> None:
+            async with write_lock:
+                await stream.write(frame)
+
+        try:
+            async with trio.open_nursery() as answers:
+                clean = await self._read_requests(
+                    stream, peer, config, handler, answers=answers, write=write
+                )
+        finally:
+            await end_stream(stream, clean=clean)
+
+    async def _read_requests(
         self,
         stream: INetStream,
         peer: str,
         config: ProtocolConfig,
         handler: Handler,
         *,
-        first: bool,
-    ) -> _Served:
-        """Read one request (the first comes with the stream; later ones within STREAM_IDLE_S),
-        answer it and say what to do with the stream."""
+        answers: trio.Nursery,
+        write: Callable[[bytes], Awaitable[None]],
+    ) -> bool:
+        """Read requests and start a task answering each. True: stop cleanly (close the stream
+        once the answers are out); False: reset it (broken, late first request, or banned)."""
         pid = config.protocol_id
-        request: bytes | None = None
-        wait_s = self.config.request_timeout_s if first else STREAM_IDLE_S
-        with trio.move_on_after(wait_s) as waiting:
-            try:
-                request = await framing.read_frame_or_eof(stream, config.max_request_bytes)
-            except framing.FrameTooLarge as exc:
-                self.metrics.rpc_failures[(pid, "too-large")] += 1
-                self._penalise(peer, self.config.score.protocol_violation_penalty, f"{pid}: {exc}")
-                # The body was not read: the stream cannot carry another request.
-                return await _close(stream, framing.encode_response_error("request-too-large"))
-            except framing.FrameTruncated:
-                return _Served.RESET  # the caller went away mid-request (cancelled): no fault
-        if waiting.cancelled_caught:
-            # The first request is late (reset), or a reused stream sat idle (closed cleanly).
-            return _Served.RESET if first else await _close(stream)
-        if request is None:
-            return await _close(stream)  # the caller is done with the stream
-        self.metrics.rpc_in_requests[pid] += 1
-        self.metrics.rpc_in_bytes[pid] += len(request)
+        first = True
+        try:
+            while self._running and not self._scores.is_banned(peer, trio.current_time()):
+                wait_s = self.config.request_timeout_s if first else STREAM_IDLE_S
+                frame: tuple[int, bytes] | None = None
+                with trio.move_on_after(wait_s) as waiting:
+                    try:
+                        frame = await framing.read_frame_or_eof(stream, config.max_request_bytes)
+                    except framing.FrameTooLarge as exc:
+                        self.metrics.rpc_failures[(pid, "too-large")] += 1
+                        self._penalise(
+                            peer, self.config.score.protocol_violation_penalty, f"{pid}: {exc}"
+                        )
+                        # The body was not read: the stream cannot carry another request.
+                        error = "request-too-large"
+                        await write(framing.encode_response_error(exc.request_id, error))
+                        return True
+                    except framing.FrameTruncated:
+                        return False  # the caller went away mid-request (cancelled): no fault
+                if waiting.cancelled_caught:
+                    # A late first request: reset. Later, no request for STREAM_IDLE_S (or one
+                    # stalled mid-frame): close cleanly once the answers in flight are out; a
+                    # request not read to the end is not answered, and the caller sends it again.
+                    return not first
+                if frame is None:
+                    return True  # the caller is done with the stream
+                first = False
+                request_id, request = frame
+                self.metrics.rpc_in_requests[pid] += 1
+                self.metrics.rpc_in_bytes[pid] += len(request)
+                if len(answers.child_tasks) >= IN_FLIGHT_MAX or not self._take_inbound_slot():
+                    self.metrics.rpc_failures[(pid, "busy")] += 1
+                    await write(framing.encode_response_error(request_id, "busy"))
+                    continue
+                answers.start_soon(
+                    functools.partial(
+                        self._serve_request, peer, config, handler, frame, write=write
+                    )
+                )
+            return False
+        except (BaseLibp2pError, OSError) as exc:
+            logger.debug("%s stream from %s failed: %r", pid, peer, exc)
+            answers.cancel_scope.cancel()
+            return False
+
+    def _take_inbound_slot(self) -> bool:
         try:
             self._inbound.acquire_nowait()
         except trio.WouldBlock:
-            self.metrics.rpc_failures[(pid, "busy")] += 1
-            await stream.write(framing.encode_response_error("busy"))
-            return _Served.AGAIN
+            return False
+        return True
+
+    async def _serve_request(
+        self,
+        peer: str,
+        config: ProtocolConfig,
+        handler: Handler,
+        request: tuple[int, bytes],
+        *,
+        write: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        """Answer one request (the inbound slot is already taken; this releases it)."""
+        pid = config.protocol_id
+        request_id, body = request
+        frame: bytes | None = None
         try:
             with trio.move_on_after(self.config.request_timeout_s):
-                frame = await self._answer(peer, config, handler, request)
-                await stream.write(frame)
-                return _Served.AGAIN
-            return _Served.RESET  # the handler took too long: the caller gave up already
+                frame = await self._answer(peer, config, handler, request_id, body)
+            if frame is None:
+                # The handler took too long: the caller gave up already, but every request read
+                # gets an answer before the stream closes.
+                self.metrics.rpc_failures[(pid, "handler-timeout")] += 1
+                frame = framing.encode_response_error(request_id, "timeout")
+            await write(frame)
+        except (BaseLibp2pError, OSError) as exc:
+            logger.debug("%s answer to %s failed: %r", pid, peer, exc)
         finally:
             self._inbound.release()
 
     async def _answer(
-        self, peer: str, config: ProtocolConfig, handler: Handler, request: bytes
+        self, peer: str, config: ProtocolConfig, handler: Handler, request_id: int, request: bytes
     ) -> bytes:
         """The response frame for one request: the handler's answer, or an error frame."""
         pid = config.protocol_id
@@ -707,11 +748,11 @@ class P2PHost:
         except RemoteProtocolError as exc:
             self.metrics.rpc_rejected[(pid, self.metrics.reason_key(exc.reason))] += 1
             self._penalise(peer, exc.penalty, f"{pid}: {exc.reason}")
-            return framing.encode_response_error(exc.reason)
+            return framing.encode_response_error(request_id, exc.reason)
         except Exception:  # a handler bug is ours, not the caller's
             logger.exception("%s handler raised", pid)
             self.metrics.rpc_failures[(pid, "handler-error")] += 1
-            return framing.encode_response_error("internal-error")
+            return framing.encode_response_error(request_id, "internal-error")
         if len(response) > config.max_response_bytes:
             logger.error(
                 "%s handler answered %d bytes, above max_response_bytes=%d",
@@ -720,8 +761,8 @@ class P2PHost:
                 config.max_response_bytes,
             )
             self.metrics.rpc_failures[(pid, "handler-error")] += 1
-            return framing.encode_response_error("internal-error")
-        return framing.encode_response_ok(response)
+            return framing.encode_response_error(request_id, "internal-error")
+        return framing.encode_response_ok(request_id, response)
 
     async def request(
         self, peer: str, protocol_id: str, data: bytes, timeout_s: float | None = None
@@ -776,115 +817,105 @@ class P2PHost:
     async def _exchange(
         self, peer_id: ID, peer: str, config: ProtocolConfig, data: bytes, timeout_s: float
     ) -> bytes:
+        """The response body of one request, sent on the channel to (peer, protocol)."""
         pid = config.protocol_id
         stage = ["stream"]  # where the time went, if it runs out (metrics.rpc_timeouts_at)
         try:
             with trio.fail_after(timeout_s):
-                idle = self._take_idle(peer, pid)
-                if idle is not None:
-                    self.metrics.rpc_streams_reused[pid] += 1
-                    body = await self._on_stream(idle, peer, config, data, stage, reused=True)
+                # A channel that ends before the server read the request (the server closed it
+                # as idle, or after refusing another request) is replaced once.
+                for _ in range(2):
+                    stage[0] = "stream"
+                    channel = await self._channel(peer_id, peer, config)
+                    body = await channel.request(data, stage)
                     if body is not None:
                         return body
-                    stage[0] = "stream"
-                entry = self._book.get(peer)
-                if entry is not None and peer_id not in self._lhost.get_network().connections:
-                    # Not connected: let the swarm dial the addresses we know (the library's
-                    # peerstore forgets addresses after a TTL; the book does not).
-                    self._lhost.get_peerstore().add_addrs(
-                        peer_id,
-                        [multiaddr.Multiaddr(a) for a in entry.addrs],
-                        _PEERSTORE_ADDR_TTL_S,
-                    )
-                try:
-                    stream = await self._lhost.new_stream(peer_id, [TProtocol(pid)])
-                except (BaseLibp2pError, OSError, ValueError) as exc:
-                    cause = f" (cause: {exc.__cause__!r})" if exc.__cause__ is not None else ""
-                    raise PeerUnreachable(peer, f"no stream: {exc!r}{cause}") from None
-                self.metrics.rpc_streams_opened[pid] += 1
-                body = await self._on_stream(stream, peer, config, data, stage, reused=False)
-                assert body is not None  # only a reused stream can end before its answer
-                return body
+                raise PeerUnreachable(peer, f"{pid}: the stream ended twice before the request")
         except trio.TooSlowError:
             self.metrics.rpc_timeouts_at[(pid, stage[0])] += 1
             raise RequestTimeout(peer, pid, timeout_s) from None
 
-    async def _on_stream(
-        self,
-        stream: INetStream,
-        peer: str,
-        config: ProtocolConfig,
-        data: bytes,
-        stage: list[str],
-        *,
-        reused: bool,
-    ) -> bytes | None:
-        """One exchange on `stream`. After a full answer the stream is kept for the next request
-        to the same peer; on any failure it is reset. None: a reused stream that the server had
-        already closed (nothing was answered: send again on a new stream). `stage[0]` follows
-        the exchange (write, answer)."""
-        pid = config.protocol_id
-        done = False
+    async def _channel(self, peer_id: ID, peer: str, config: ProtocolConfig) -> RequestChannel:
+        """The open channel to (peer, protocol), or the one being opened, or a new one. Raises
+        PeerUnreachable if the opening fails."""
+        key = (peer, config.protocol_id)
+        channel = self._channels.get(key)
+        if channel is not None:
+            if channel.usable(trio.current_time(), STREAM_IDLE_S / 2):
+                self.metrics.rpc_streams_reused[config.protocol_id] += 1
+                return channel
+            self._retire(key)
+        opening = self._openings.get(key)
+        if opening is None:
+            opening = self._openings[key] = _Opening()
+            assert self._nursery is not None
+            # In the host's nursery: a caller that times out does not cancel the opening, and
+            # the callers that follow (resends above all) wait for it instead of starting another.
+            self._nursery.start_soon(self._open_channel, peer_id, peer, config, opening)
+        await opening.done.wait()
+        if opening.channel is None:
+            raise PeerUnreachable(peer, opening.failure)
+        return opening.channel
+
+    async def _open_channel(
+        self, peer_id: ID, peer: str, config: ProtocolConfig, opening: _Opening
+    ) -> None:
+        key = (peer, config.protocol_id)
         try:
-            try:
-                stage[0] = "write"
-                await framing.write_frame(stream, data)
-                stage[0] = "answer"
-                # +1: the status byte in front of the payload.
-                body = await framing.read_frame_or_eof(stream, config.max_response_bytes + 1)
-            except framing.FrameError as exc:
-                raise self._remote_error(peer, f"{pid}: {exc}") from None
-            except (BaseLibp2pError, OSError) as exc:
-                if reused:
-                    return None
-                raise PeerUnreachable(peer, f"stream failed: {exc!r}") from None
-            if body is None:
-                if reused:
-                    return None
-                raise self._remote_error(peer, f"{pid}: the stream ended without an answer")
-            done = True
-            self._put_idle(peer, pid, stream)
-            return body
+            entry = self._book.get(peer)
+            if entry is not None and peer_id not in self._lhost.get_network().connections:
+                # Not connected: let the swarm dial the addresses we know (the library's
+                # peerstore forgets addresses after a TTL; the book does not).
+                self._lhost.get_peerstore().add_addrs(
+                    peer_id, [multiaddr.Multiaddr(a) for a in entry.addrs], _PEERSTORE_ADDR_TTL_S
+                )
+            # The library bounds the dial and the negotiation itself; this bounds the sum.
+            open_timeout_s = 2 * self.config.connections.dial_timeout_s
+            with trio.fail_after(open_timeout_s):
+                stream = await self._lhost.new_stream(peer_id, [TProtocol(config.protocol_id)])
+        except trio.TooSlowError:
+            opening.failure = f"no stream within {open_timeout_s:g} s"
+            self.metrics.rpc_stream_failures[(config.protocol_id, "timeout")] += 1
+        except (BaseLibp2pError, OSError, ValueError) as exc:
+            # The exception's class (and its cause's) name the step that failed; both come
+            # from a finite set, so the metric's key stays bounded.
+            kind, text = type(exc).__name__, f"no stream: {exc!r}"
+            if exc.__cause__ is not None:
+                kind, text = (
+                    f"{kind} <- {type(exc.__cause__).__name__}",
+                    f"{text} (cause: {exc.__cause__!r})",
+                )
+            opening.failure = text
+            self.metrics.rpc_stream_failures[(config.protocol_id, kind)] += 1
+        else:
+            channel = RequestChannel(
+                stream, peer, config, lambda reason: self._remote_error(peer, reason), self.metrics
+            )
+            self._channels[key] = opening.channel = channel
+            self.metrics.rpc_streams_opened[config.protocol_id] += 1
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_channel, key, channel)
         finally:
-            if not done:
-                with trio.CancelScope(shield=True), trio.move_on_after(_STREAM_CLOSE_TIMEOUT_S):
-                    await _reset_quietly(stream)
+            del self._openings[key]
+            opening.done.set()
 
-    def _take_idle(self, peer: str, pid: str) -> INetStream | None:
-        """An idle stream to `peer` for `pid` that the server has not started to close."""
-        entries = self._idle.get(peer, {}).get(pid)
-        now = trio.current_time()
-        while entries:
-            stream, since = entries.pop()
-            if now - since < STREAM_IDLE_S / 2:
-                return stream
-            self._close_soon(stream)
-        return None
+    async def _run_channel(self, key: tuple[str, str], channel: RequestChannel) -> None:
+        try:
+            await channel.run()
+        finally:
+            if self._channels.get(key) is channel:
+                del self._channels[key]
 
-    def _put_idle(self, peer: str, pid: str, stream: INetStream) -> None:
-        entries = self._idle.setdefault(peer, {}).setdefault(pid, [])
-        if not self._running or len(entries) >= _IDLE_STREAMS_PER_KEY:
-            self._close_soon(stream)
-            return
-        entries.append((stream, trio.current_time()))
+    def _retire(self, key: tuple[str, str]) -> None:
+        channel = self._channels.pop(key, None)
+        if channel is not None:
+            channel.retire()
 
     def _sweep_idle(self, now: float) -> None:
-        """Close the idle streams too old to be reused (part of the maintenance pass)."""
-        for peer, by_pid in list(self._idle.items()):
-            for pid, entries in list(by_pid.items()):
-                fresh = [(st, since) for st, since in entries if now - since < STREAM_IDLE_S / 2]
-                for st, since in entries:
-                    if now - since >= STREAM_IDLE_S / 2:
-                        self._close_soon(st)
-                by_pid[pid] = fresh
-                if not fresh:
-                    del by_pid[pid]
-            if not by_pid:
-                del self._idle[peer]
-
-    def _close_soon(self, stream: INetStream) -> None:
-        if self._nursery is not None and self._running:
-            self._nursery.start_soon(_close, stream)
+        """Retire the channels idle too long to be used (part of the maintenance pass)."""
+        for key, channel in list(self._channels.items()):
+            if not channel.usable(now, STREAM_IDLE_S / 2):
+                self._retire(key)
 
     def _remote_error(self, peer: str, reason: str) -> RemoteProtocolError:
         penalty = self.config.score.protocol_violation_penalty
@@ -933,7 +964,8 @@ class P2PHost:
         self.metrics.connections_closed += 1
         if peer_id in self._lhost.get_network().connections:
             return  # another connection to the same peer is still open
-        self._idle.pop(peer, None)  # their streams went with the connection
+        for key in [key for key in self._channels if key[0] == peer]:
+            self._channels.pop(key).abort()  # their streams went with the connection
         now = trio.current_time()
         lived_s = now - self._connected_since.pop(peer, now)
         if self._running and not self._scores.is_banned(peer, now):
@@ -1115,27 +1147,13 @@ class P2PHost:
                 sub.send.close()
 
 
-class _Served(enum.Enum):
-    """How serving one request of an inbound stream ended."""
+@dataclasses.dataclass(slots=True, eq=False)
+class _Opening:
+    """A request channel being opened; callers for the same (peer, protocol) wait for it."""
 
-    AGAIN = "again"  # answered: wait for the caller's next request on the same stream
-    CLOSED = "closed"  # closed cleanly
-    RESET = "reset"  # broken, cancelled or late: reset the stream
-
-
-async def _close(stream: INetStream, last_frame: bytes = b"") -> _Served:
-    """Write `last_frame` (if any) and close our side of the stream."""
-    with trio.move_on_after(_STREAM_CLOSE_TIMEOUT_S):
-        if last_frame:
-            await stream.write(last_frame)
-        await stream.close()
-        return _Served.CLOSED
-    return _Served.RESET
-
-
-async def _reset_quietly(stream: INetStream) -> None:
-    with contextlib.suppress(BaseLibp2pError, OSError):
-        await stream.reset()
+    done: trio.Event = dataclasses.field(default_factory=trio.Event)
+    channel: RequestChannel | None = None
+    failure: str = ""  # why it failed, if it did
 
 
 @asynccontextmanager

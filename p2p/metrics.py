@@ -22,7 +22,7 @@ class HostMetrics:
 
     gossip_*: keyed by topic. gossip_rejected: keyed by (topic, reason). rpc_*: keyed by protocol
     id; rpc_failures: keyed by (protocol id, kind) with kind one of "timeout", "unreachable",
-    "rejected", "remote-error", "busy", "too-large", "handler-error"."""
+    "rejected", "remote-error", "busy", "too-large", "handler-error", "handler-timeout"."""
 
     gossip_in_messages: Counter[str] = dataclasses.field(default_factory=Counter)
     gossip_in_bytes: Counter[str] = dataclasses.field(default_factory=Counter)
@@ -38,9 +38,14 @@ class HostMetrics:
     rpc_in_bytes: Counter[str] = dataclasses.field(default_factory=Counter)
     rpc_failures: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     rpc_rejected: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
-    # Outbound request streams opened, and requests sent on a stream kept from an earlier one.
+    # Outbound request streams (channels) opened, and requests that found theirs already open.
     rpc_streams_opened: Counter[str] = dataclasses.field(default_factory=Counter)
     rpc_streams_reused: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Stream openings that failed, by protocol and "timeout" (not open within twice the dial
+    # timeout) or the library's exception class, with its cause's ("SwarmException <- ...").
+    rpc_stream_failures: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    # Answers that came after their caller had given up (dropped).
+    rpc_late_answers: Counter[str] = dataclasses.field(default_factory=Counter)
     # Timed-out requests by protocol and where the time ran out: "stream" (opening a stream,
     # dialling if not connected), "write" (sending the request) or "answer" (waiting for it).
     rpc_timeouts_at: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)

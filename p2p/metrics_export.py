@@ -103,7 +103,8 @@ class _HostCollector(Collector):
             ("posi_rpc_in_requests", "requests served", m.rpc_in_requests),
             ("posi_rpc_in_bytes", "request bytes received", m.rpc_in_bytes),
             ("posi_rpc_streams_opened", "request streams opened", m.rpc_streams_opened),
-            ("posi_rpc_streams_reused", "requests sent on a kept stream", m.rpc_streams_reused),
+            ("posi_rpc_streams_reused", "requests sent on an open stream", m.rpc_streams_reused),
+            ("posi_rpc_late_answers", "answers after the caller gave up", m.rpc_late_answers),
         )
         for name, doc, counter in by_protocol:
             fam = CounterMetricFamily(name, doc, labels=["protocol"])
@@ -114,6 +115,7 @@ class _HostCollector(Collector):
             ("posi_rpc_failures", "request failures", m.rpc_failures),
             ("posi_rpc_rejected", "requests refused by handlers", m.rpc_rejected),
             ("posi_rpc_timeouts_at", "timed-out requests by stage", m.rpc_timeouts_at),
+            ("posi_rpc_stream_failures", "request streams not opened", m.rpc_stream_failures),
         ):
             fam = CounterMetricFamily(name, doc, labels=["protocol", "kind"])
             for (pid, kind), value in list(pairs.items()):

@@ -28,60 +28,72 @@ class FakeStream:
         return out
 
 
-def _read(data: bytes, max_bytes: int) -> tuple[bytes, int]:
+def _read(data: bytes, max_bytes: int) -> tuple[tuple[int, bytes], int]:
     stream = FakeStream(data)
 
-    async def go() -> bytes:
+    async def go() -> tuple[int, bytes]:
         return await framing.read_frame(stream, max_bytes)
 
-    body = trio.run(go)
-    return body, stream.read_bytes
+    frame = trio.run(go)
+    return frame, stream.read_bytes
 
 
 def test_request_frame_round_trip_in_chunks() -> None:
-    body, _ = _read(framing.encode_frame(b"hello world"), 100)
-    assert body == b"hello world"
-    assert _read(framing.encode_frame(b""), 0)[0] == b""
+    frame, _ = _read(framing.encode_frame(7, b"hello world"), 100)
+    assert frame == (7, b"hello world")
+    top = framing.REQUEST_ID_MODULUS - 1
+    assert _read(framing.encode_frame(top, b""), 0)[0] == (top, b"")
+    for bad_id in (-1, framing.REQUEST_ID_MODULUS):
+        with pytest.raises(ValueError, match="request id"):
+            framing.encode_frame(bad_id, b"")
 
 
 def test_oversized_frame_is_refused_before_its_body_is_read() -> None:
-    frame = framing.encode_frame(b"x" * 1000)
+    frame = framing.encode_frame(42, b"x" * 1000)
     with pytest.raises(framing.FrameTooLarge) as info:
         _read(frame, 999)
-    assert (info.value.size_bytes, info.value.max_bytes) == (1000, 999)
+    # The id comes with the refusal, so that the server can answer that very request.
+    assert (info.value.request_id, info.value.size_bytes, info.value.max_bytes) == (42, 1000, 999)
     stream = FakeStream(frame, chunk=4096)
     with pytest.raises(framing.FrameTooLarge):
         trio.run(framing.read_frame, stream, 10)
-    assert stream.read_bytes == framing.LENGTH_PREFIX_BYTES
+    assert stream.read_bytes == framing.HEADER_BYTES
 
 
 def test_frames_one_after_the_other_then_a_clean_end() -> None:
-    data = framing.encode_frame(b"first") + framing.encode_frame(b"") + framing.encode_frame(b"3")
+    data = (
+        framing.encode_frame(1, b"first")
+        + framing.encode_frame(3, b"")
+        + framing.encode_frame(2, b"3")
+    )
     stream = FakeStream(data, chunk=2)
 
-    async def go() -> list[bytes | None]:
+    async def go() -> list[tuple[int, bytes] | None]:
         return [await framing.read_frame_or_eof(stream, 10) for _ in range(4)]
 
-    assert trio.run(go) == [b"first", b"", b"3", None]  # None: ended at a frame boundary
-    for cut in (1, 3, 5):  # inside the prefix or the body: truncated, not a clean end
+    # None: ended at a frame boundary.
+    assert trio.run(go) == [(1, b"first"), (3, b""), (2, b"3"), None]
+    for cut in (1, 4, 6, 9):  # inside the header or the body: truncated, not a clean end
+        truncated = FakeStream(framing.encode_frame(0, b"ab")[:cut])
         with pytest.raises(framing.FrameTruncated):
-            trio.run(framing.read_frame_or_eof, FakeStream(framing.encode_frame(b"ab")[:cut]), 10)
+            trio.run(framing.read_frame_or_eof, truncated, 10)
     with pytest.raises(framing.FrameTooLarge):
-        trio.run(framing.read_frame_or_eof, FakeStream(framing.encode_frame(b"x" * 11)), 10)
+        trio.run(framing.read_frame_or_eof, FakeStream(framing.encode_frame(0, b"x" * 11)), 10)
 
 
 def test_truncated_frame() -> None:
     with pytest.raises(framing.FrameTruncated):
-        _read(framing.encode_frame(b"abcdef")[:-1], 100)
+        _read(framing.encode_frame(5, b"abcdef")[:-1], 100)
     with pytest.raises(framing.FrameTruncated):
         _read(b"\x00\x00", 100)
 
 
 def test_responses() -> None:
-    ok = framing.encode_response_ok(b"payload")
-    assert framing.decode_response(ok[4:]) == (framing.Status.OK, b"payload")
-    err = framing.encode_response_error("bad-request" + "x" * 1000)
-    status, reason = framing.decode_response(err[4:])
+    ok = framing.encode_response_ok(9, b"payload")
+    assert ok[: framing.REQUEST_ID_BYTES] == (9).to_bytes(framing.REQUEST_ID_BYTES, "big")
+    assert framing.decode_response(ok[framing.HEADER_BYTES :]) == (framing.Status.OK, b"payload")
+    err = framing.encode_response_error(9, "bad-request" + "x" * 1000)
+    status, reason = framing.decode_response(err[framing.HEADER_BYTES :])
     assert status is framing.Status.ERROR
     assert isinstance(reason, str)
     assert len(reason) == framing.ERROR_REASON_BYTES_MAX

@@ -1,0 +1,205 @@
+"""Request channels: one stream per (peer, protocol), many requests in flight on it at once.
+
+Opening a stream costs a muxer round trip and a multistream-select negotiation with the other
+side, and under load that negotiation is where requests ran out of time (the 300-peer
+measurements in simnet/README.md: 97 % of the committee timeouts while opening the stream),
+while requests on streams already open were answered. So the caller keeps one stream per peer and
+protocol and sends every request on it, tagged with a request id (p2p/framing.py); the server
+answers each request when its handler is done, in any order; the channel's reader hands each
+answer to the request that waits for it.
+
+A channel has two tasks: a writer that sends queued requests one frame at a time (so a caller
+cancelled mid-request never leaves half a frame on the stream, and a request whose caller left
+before it went out is not sent at all), and a reader. A clean end of the stream (the server closed
+it) means the server answered every request it had read, so the requests still unanswered were
+never read and may be sent again on a new channel; any other end fails the requests already sent
+(they may have been served) and sends the others again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Callable
+
+import trio
+from libp2p.abc import INetStream
+from libp2p.exceptions import BaseLibp2pError
+
+from p2p import framing
+from p2p.config import ProtocolConfig
+from p2p.errors import P2PError, PeerUnreachable, RemoteProtocolError
+from p2p.metrics import HostMetrics
+
+# Requests one channel carries at once; a server answers "busy" beyond it. Callers past it wait
+# for a slot (within their own timeout).
+IN_FLIGHT_MAX = 32
+# Closing or resetting a stream must not hold anything up.
+CLOSE_TIMEOUT_S = 1.0
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Waiter:
+    frame: bytes
+    answered: trio.Event = dataclasses.field(default_factory=trio.Event)
+    written: bool = False
+    body: bytes | None = None
+    error: P2PError | None = None
+
+
+class RequestChannel:
+    """The caller's side of one request stream. Start `run()` in a long-lived nursery right after
+    the stream is opened; `request()` from any task; `retire()` to close it once idle, `abort()`
+    when its connection is gone."""
+
+    def __init__(
+        self,
+        stream: INetStream,
+        peer: str,
+        config: ProtocolConfig,
+        violation: Callable[[str], RemoteProtocolError],
+        metrics: HostMetrics,
+    ) -> None:
+        """`violation(reason)` penalises the peer for a broken answer and returns the error to
+        raise to the waiting callers; `metrics.rpc_late_answers` counts answers nobody waits
+        for."""
+        self.peer = peer
+        self.config = config
+        self.last_used_s = trio.current_time()
+        self.ended = False
+        self.closed = trio.Event()  # set once run() has finished
+        self._metrics = metrics
+        self._stream = stream
+        self._violation = violation
+        self._pending: dict[int, _Waiter] = {}
+        self._queue_send, self._queue_recv = trio.open_memory_channel[int](math.inf)
+        self._slots = trio.Semaphore(IN_FLIGHT_MAX)
+        self._next_id = 0
+        self._scope = trio.CancelScope()
+        self._clean = False  # the stream ended at a frame boundary, or we retired it
+        # Makes the error for the requests already sent, when the stream fails (one per caller).
+        self._failure: Callable[[], P2PError] = lambda: PeerUnreachable(peer, "stream ended")
+
+    @property
+    def busy(self) -> bool:
+        """Requests are waiting for answers."""
+        return bool(self._pending)
+
+    def usable(self, now_s: float, idle_s: float) -> bool:
+        """Open, and either busy or used within `idle_s` (a server closes a stream left idle, so
+        the caller stops sending on it well before)."""
+        return not self.ended and (self.busy or now_s - self.last_used_s < idle_s)
+
+    def retire(self) -> None:
+        """Close an idle channel cleanly (the server sees the end and closes its side)."""
+        if not self.ended and not self.busy:
+            self._clean = True
+            self.abort()
+
+    def abort(self) -> None:
+        """End the channel now (its connection is gone): reset the stream and fail the requests
+        already sent (their fate is unknown); the ones not sent yet go out on a new channel."""
+        self.ended = True
+        self._scope.cancel()
+
+    async def request(self, data: bytes, stage: list[str]) -> bytes | None:
+        """Send one request and return the response body (status byte + payload).
+
+        None: the channel ended before the server read the request; send it again on a new
+        channel. Raises PeerUnreachable (the stream broke after the request went out: it may or
+        may not have been served) or the `violation` error (the answer broke the protocol).
+        `stage[0]` says where the caller is: "write" (waiting for a slot or the writer) then
+        "answer" (sent)."""
+        stage[0] = "write"
+        async with self._slots:
+            if self.ended:
+                return None
+            request_id = self._next_id
+            self._next_id = (request_id + 1) % framing.REQUEST_ID_MODULUS
+            waiter = _Waiter(framing.encode_frame(request_id, data))
+            self._pending[request_id] = waiter
+            self.last_used_s = trio.current_time()
+            try:
+                self._queue_send.send_nowait(request_id)
+                await waiter.answered.wait()
+            finally:
+                self._pending.pop(request_id, None)  # a late answer finds no waiter: dropped
+                if waiter.written:
+                    stage[0] = "answer"
+        if waiter.body is not None:
+            return waiter.body
+        if waiter.error is not None:
+            raise waiter.error
+        return None
+
+    async def run(self) -> None:
+        """Write and read until the stream ends or the channel is retired; then answer every
+        waiting request (None or an error, see `request`) and close or reset the stream."""
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop, nursery.cancel_scope)
+                    await self._read_loop()
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.ended = True
+            for waiter in self._pending.values():
+                if waiter.written and not self._clean:
+                    waiter.error = self._failure()
+                waiter.answered.set()
+            self._pending.clear()
+            await end_stream(self._stream, clean=self._clean)
+            self.closed.set()
+
+    async def _write_loop(self, scope: trio.CancelScope) -> None:
+        try:
+            async for request_id in self._queue_recv:
+                waiter = self._pending.get(request_id)
+                if waiter is None:
+                    continue  # its caller left before it went out: do not send it
+                # Before the write: its answer may be read before the write call returns. A
+                # failed write then fails the request rather than resending it (part of it may
+                # have gone out).
+                waiter.written = True
+                await self._stream.write(waiter.frame)
+        except (BaseLibp2pError, OSError) as exc:
+            self._broken(exc)
+            scope.cancel()
+
+    async def _read_loop(self) -> None:
+        bound = self.config.max_response_bytes + 1  # +1: the status byte
+        try:
+            while True:
+                frame = await framing.read_frame_or_eof(self._stream, bound)
+                if frame is None:
+                    self._clean = True
+                    return
+                request_id, body = frame
+                waiter = self._pending.get(request_id)
+                if waiter is None or not waiter.written:
+                    self._metrics.rpc_late_answers[self.config.protocol_id] += 1
+                    continue
+                waiter.body = body
+                waiter.answered.set()
+                self.last_used_s = trio.current_time()
+        except framing.FrameError as exc:
+            error = self._violation(f"{self.config.protocol_id}: {exc}")
+            self._failure = lambda: RemoteProtocolError(error.peer, error.reason, error.penalty)
+        except (BaseLibp2pError, OSError) as exc:
+            self._broken(exc)
+
+    def _broken(self, exc: BaseException) -> None:
+        reason = f"stream failed: {exc!r}"
+        self._failure = lambda: PeerUnreachable(self.peer, reason)
+
+
+async def end_stream(stream: INetStream, *, clean: bool) -> None:
+    """Close `stream` (clean: the other side reads the end) or reset it, without raising and
+    within CLOSE_TIMEOUT_S, even in a cancelled scope."""
+    with (
+        trio.CancelScope(shield=True),
+        trio.move_on_after(CLOSE_TIMEOUT_S),
+        contextlib.suppress(BaseLibp2pError, OSError),
+    ):
+        await (stream.close() if clean else stream.reset())
