@@ -28,11 +28,15 @@ def _run(scenario: Scenario, sandbox: str) -> tuple[dict, dict]:  # type: ignore
 
 
 def test_small_real_swarm_with_a_byzantine_peer_and_a_crash() -> None:
+    # Real mode's draws depend on block hashes, so on timing: the seed does not fix the rosters.
+    # tau 16, not 8: at 8 about 1 task in 250 drew no live honest member (the liars and the
+    # crashed peer alone certify a wrong result, outside the model, and the run rightly fails);
+    # at 16 about 1 in 70,000.
     sc = Scenario(
         seed=2,
         peers=12,
         validators=4,
-        workload=Workload(tasks=3, rate_per_s=2.0, tau=8, posters=2),
+        workload=Workload(tasks=3, rate_per_s=2.0, tau=16, posters=2),
         byzantine=Byzantine(stake=0.15, policies=("lie",)),
         faults=(Fault("crash", 500, 4000, count=1),),
         phases=Phases(faults_until_ms=4000, liveness_bound_ms=120_000),
@@ -56,6 +60,8 @@ def test_small_real_swarm_with_a_byzantine_peer_and_a_crash() -> None:
     for w in perf["workers"].values():
         streams.update(w["request_streams"])
     assert streams["/posi/committee/1 reused"] > 0  # members keep their streams to each other
+    # the library's yamux switch the workers run with is on record
+    assert all(w["yamux_release_on_read"] for w in perf["workers"].values())
 
 
 @pytest.mark.docker
