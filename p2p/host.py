@@ -35,7 +35,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import multiaddr
 import trio
@@ -309,6 +309,31 @@ def _muxer_options(preferred: Muxer) -> dict[TProtocol, Any]:
     mplex = (TProtocol(MPLEX_PROTOCOL_ID), Mplex)
     order = (mplex, yamux) if preferred is Muxer.MPLEX else (yamux, mplex)
     return dict(order)
+
+
+# The step of a failed protocol negotiation, from the library's message (its exception class is
+# the same for all): a fixed set, so a metric keyed by it stays bounded.
+_NEGOTIATION_STEPS: Final = (
+    ("timed out", "timed out"),
+    ("handshake", "handshake failed"),
+    ("not supported", "refused"),
+    ("read failed", "read failed"),
+    ("write failed", "write failed"),
+)
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """A bounded name for why a stream did not open: the exception's class, its cause's class and,
+    for a negotiation failure, which step failed."""
+    kind = type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None:
+        kind = f"{kind} <- {type(cause).__name__}"
+        message = str(cause)
+        step = next((name for text, name in _NEGOTIATION_STEPS if text in message), None)
+        if step is not None:
+            kind = f"{kind}: {step}"
+    return kind
 
 
 # Connections to one peer: two hosts dialling each other at once open two.
@@ -877,16 +902,11 @@ class P2PHost:
             opening.failure = f"no stream within {open_timeout_s:g} s"
             self.metrics.rpc_stream_failures[(config.protocol_id, "timeout")] += 1
         except (BaseLibp2pError, OSError, ValueError) as exc:
-            # The exception's class (and its cause's) name the step that failed; both come
-            # from a finite set, so the metric's key stays bounded.
-            kind, text = type(exc).__name__, f"no stream: {exc!r}"
+            text = f"no stream: {exc!r}"
             if exc.__cause__ is not None:
-                kind, text = (
-                    f"{kind} <- {type(exc.__cause__).__name__}",
-                    f"{text} (cause: {exc.__cause__!r})",
-                )
+                text = f"{text} (cause: {exc.__cause__!r})"
             opening.failure = text
-            self.metrics.rpc_stream_failures[(config.protocol_id, kind)] += 1
+            self.metrics.rpc_stream_failures[(config.protocol_id, _failure_kind(exc))] += 1
         else:
             channel = RequestChannel(
                 stream, peer, config, lambda reason: self._remote_error(peer, reason), self.metrics

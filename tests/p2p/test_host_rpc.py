@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from libp2p.host.exceptions import StreamFailure
+from libp2p.protocol_muxer.exceptions import MultiselectClientError
 
 from p2p import host as host_module
 from p2p.errors import (
@@ -271,3 +273,31 @@ def test_a_request_in_flight_fails_when_the_connection_drops() -> None:
             assert client.metrics.rpc_failures[(ECHO, "unreachable")] == 1
 
     trio.run(main)
+
+
+def _failed_opening(cause: Exception | None) -> Exception:
+    """A failed opening as the library raises it: `StreamFailure(...) from cause`."""
+    failure = StreamFailure("failed to open a stream to peer")
+    failure.__cause__ = cause
+    return failure
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("response timed out after 10s, protocols tried: ['/posi/committee/1']", "timed out"),
+        ("protocol read failed: stream reset, protocol=/posi/tx/1", "read failed"),
+        ("handshake write failed: closed", "handshake failed"),
+        ("protocol not supported: /posi/pex/1, response='na'", "refused"),
+    ],
+)
+def test_a_failed_opening_is_counted_by_the_step_that_failed(message: str, kind: str) -> None:
+    failure = _failed_opening(MultiselectClientError(message))
+    assert host_module._failure_kind(failure) == f"StreamFailure <- MultiselectClientError: {kind}"
+
+
+def test_a_failed_opening_of_an_unknown_step_is_counted_by_its_classes() -> None:
+    assert host_module._failure_kind(_failed_opening(MultiselectClientError("new text"))) == (
+        "StreamFailure <- MultiselectClientError"
+    )
+    assert host_module._failure_kind(_failed_opening(None)) == "StreamFailure"
