@@ -51,6 +51,7 @@ class TaskRecord:
     output: bytes | None = None  # what the poster fetched (ResultReady)
     output_report: bytes | None = None
     rejected: set[int] = dataclasses.field(default_factory=set)  # attempts rejected
+    drawn: int = 0  # peers that were drawn and sent a credential (compare with the roster)
 
 
 class Recorder:
@@ -97,6 +98,8 @@ class Recorder:
         phase = event.phase.value
         if phase not in rec.phases or event.now_ms < rec.phases[phase]:
             rec.phases[phase] = event.now_ms
+        if event.phase is TaskPhase.DRAWN:
+            rec.drawn += 1
         if not self.honest[peer]:
             return
         if event.phase is TaskPhase.EXECUTOR_CONFIRMED and event.detail.startswith("attempt "):

@@ -101,6 +101,8 @@ def build_report(
     top = max(rec.heights, default=0)
     stalls = sum(1 for o in outcomes if o.roster_members and 3 * o.faulty_share >= 1)
     rostered = sum(1 for o in outcomes if o.roster_members)
+    drawn = {i: r.drawn for i, r in rec.tasks.items()}
+    members = sum(o.roster_members for o in outcomes if drawn.get(o.plan))
     ok = findings.ok
     report: dict[str, Any] = {
         "format": REPORT_FORMAT,
@@ -148,6 +150,11 @@ def build_report(
             "predicted": world.prediction(),
             "observed": {
                 "tasks_with_roster": rostered,
+                # credentials that made it onto a roster, of those the drawn peers sent: the rest
+                # missed the window (the model assumes every drawn peer joins)
+                "roster_members_of_drawn": (
+                    round(members / sum(drawn.values()), 4) if sum(drawn.values()) else None
+                ),
                 "faulty_weight_at_least_a_third": stalls,
                 "share": round(stalls / rostered, 4) if rostered else None,
             },
@@ -161,6 +168,7 @@ def build_report(
             str(o.plan): {
                 "status": o.status,
                 "decided_ms": o.decided_ms,
+                "drawn": drawn.get(o.plan, 0),
                 "roster": o.roster_members,
                 "faulty_share": o.faulty_share,
                 "why": o.why,
