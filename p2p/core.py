@@ -336,11 +336,26 @@ class PeerCore:
             penalty = PENALTY_BAD_SIGNATURE if vtx == "bad-signature" else PENALTY_MALFORMED_TX
             self.s.emit(Respond(event.request_id, error=vtx, penalty=penalty))
             return
+        version = mempool.version
         refused = mempool.add(vtx, self.s.state)
         if refused is None:
             self.s.emit(Respond(event.request_id))
+            if mempool.version != version:
+                self._relay_tx(event.peer, event.data)
         else:
             self.s.emit(Respond(event.request_id, error=refused, penalty=0))
+
+    def _relay_tx(self, sender: bytes, data: bytes) -> None:
+        """Pass a transaction new to our mempool, from a non-validator, to the other validators:
+        whichever proposes next has it, even if the signer reached only one of them. Validators
+        never relay what another validator sent (no echo), and a copy already in a mempool does
+        not travel further. One try each: the signer resends anything not included."""
+        validators = [m.identity for m in self.s.state.validators.members]
+        if sender in validators:
+            return
+        for peer in validators:
+            if peer != self.s.me:
+                self.s.send_round_message(peer, PROTO_TX, data, lambda: False)
 
     # --- timers ------------------------------------------------------------------------------
 

@@ -152,6 +152,25 @@ def test_transactions_from_requests_and_gossip_go_into_the_next_block() -> None:
     assert again == [ev.Respond(2, error="stale-nonce", penalty=0)]
 
 
+def test_a_validator_relays_a_new_transaction_to_the_other_validators_once() -> None:
+    net = DevNet.create(validators=4, operators=1, users=1)
+    genesis = genesis_state(net.genesis)
+    _, *others = (v.public for v in net.validators)
+    core = PeerCore(CoreConfig(net.validators[0], validator=True), state=genesis)
+    core.handle(ev.Started(0))
+    user = net.users[0]
+    tx = sign_transaction(user, genesis.genesis_hash, 0, Transfer(PEER, 7)).encode()
+    actions = core.handle(ev.RequestReceived(5, 1, user.public, ev.PROTO_TX, tx))
+    relayed = [a for a in _of(actions, ev.Request) if a.protocol == ev.PROTO_TX]
+    assert {r.peer for r in relayed} == set(others)  # not back to itself
+    assert all(r.data == tx for r in relayed)
+    # The same transaction again (the signer resends it), or from another validator: no relay.
+    again = core.handle(ev.RequestReceived(6, 2, user.public, ev.PROTO_TX, tx))
+    assert again == [ev.Respond(2)]
+    tx2 = sign_transaction(user, genesis.genesis_hash, 1, Transfer(PEER, 8)).encode()
+    assert core.handle(ev.RequestReceived(7, 3, others[0], ev.PROTO_TX, tx2)) == [ev.Respond(3)]
+
+
 def test_bad_transactions_are_refused_with_reasons_and_penalties() -> None:
     core = validator_core()
     good = sign_transaction(USER, GENESIS.genesis_hash, 0, Transfer(PEER, 7))
