@@ -34,11 +34,12 @@ import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, Final
 
 import multiaddr
 import trio
+from google.protobuf.message import DecodeError as ProtobufDecodeError
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
@@ -218,6 +219,25 @@ class _Pubsub(Pubsub):
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         self._owner._deliver(publish_message)
+
+    async def stream_handler(self, stream: INetStream) -> None:
+        # The library ends a peer's pubsub stream on read errors and oversized RPCs, but an RPC
+        # that does not parse escapes its handler and stops the whole host (seen at 300 peers
+        # under load). It comes from one peer: end that stream as the library does for the other
+        # errors, and penalise the peer.
+        try:
+            await super().stream_handler(stream)
+        except ProtobufDecodeError as exc:
+            peer_id = stream.muxed_conn.peer_id
+            self._owner.metrics.gossip_broken_streams += 1
+            self._owner._penalise(
+                peer_id.to_base58(),
+                self._owner.config.score.protocol_violation_penalty,
+                f"pubsub: {type(exc).__name__}: {exc}",
+            )
+            with suppress(BaseLibp2pError, OSError):
+                await stream.reset()
+            self._handle_dead_peer(peer_id)
 
 
 class _GossipSub(GossipSub):

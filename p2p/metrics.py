@@ -49,6 +49,8 @@ class HostMetrics:
     # Timed-out requests by protocol and where the time ran out: "stream" (opening a stream,
     # dialling if not connected), "write" (sending the request) or "answer" (waiting for it).
     rpc_timeouts_at: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    # Pubsub streams ended because their peer sent an RPC that does not parse.
+    gossip_broken_streams: int = 0
     dials: int = 0
     dial_failures: int = 0
     connections_opened: int = 0

@@ -128,6 +128,11 @@ class _HostCollector(Collector):
             ("posi_connections_closed", "connections closed", m.connections_closed),
             ("posi_bans", "peers banned", m.bans),
             (
+                "posi_gossip_broken_streams",
+                "pubsub streams ended: the peer's RPC did not parse",
+                m.gossip_broken_streams,
+            ),
+            (
                 "posi_banned_connections_refused",
                 "connections of banned peers closed",
                 m.banned_connections_refused,

@@ -7,7 +7,11 @@ from contextlib import AsyncExitStack
 
 import pytest
 import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.utils.varint import encode_varint_prefixed
 
+from p2p.config import GossipConfig
 from p2p.errors import HostNotRunning, MessageTooLarge, P2PError, UnknownTopic
 from p2p.host import ACCEPT, Ignore, P2PHost, Reject, Verdict, open_host
 
@@ -179,5 +183,27 @@ def test_gossip_reaches_a_swarm_of_twenty() -> None:
                     expected = {b"wide-%d" % n for n in range(5) if n * 3 != i}
                     got = {(await channel.receive()).data for _ in expected}
                     assert got == expected
+
+    trio.run(main)
+
+
+def test_an_undecodable_pubsub_rpc_costs_its_peer_not_the_host() -> None:
+    async def main() -> None:
+        async with hosts(config(0)) as (hub,):
+            boot = (hub.listen_addrs[0],)
+            async with hosts(config(1, bootstrap=boot), config(2, bootstrap=boot)) as (bad, good):
+                channels = [await h.subscribe(TOPIC, accept_all) for h in (hub, bad, good)]
+                with trio.fail_after(DEADLINE_S):
+                    await _wait_mesh([hub, bad, good])
+                    # `bad` speaks GossipSub's protocol to the hub on a stream of its own.
+                    stream = await bad._lhost.new_stream(
+                        ID.from_base58(hub.peer_id), [TProtocol(GossipConfig().protocols[0])]
+                    )
+                    await stream.write(encode_varint_prefixed(b"\xff" * 16))  # not protobuf
+                    await hub.wait_until(lambda: hub.metrics.gossip_broken_streams == 1)
+                    assert hub.score(bad.peer_id) < 0
+                    # The hub still runs and relays.
+                    await good.publish(TOPIC, b"after")
+                    assert (await channels[0].receive()).data == b"after"
 
     trio.run(main)
