@@ -42,7 +42,8 @@ class HostMetrics:
     rpc_streams_opened: Counter[str] = dataclasses.field(default_factory=Counter)
     rpc_streams_reused: Counter[str] = dataclasses.field(default_factory=Counter)
     # Stream openings that failed, by protocol and "timeout" (not open within twice the dial
-    # timeout) or the library's exception class, with its cause's ("SwarmException <- ...").
+    # timeout) or the library's exception class, with its cause's ("SwarmException <- ...") and,
+    # for a failed negotiation, the step ("StreamFailure <- MultiselectClientError: timed out").
     rpc_stream_failures: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     # Answers that came after their caller had given up (dropped).
     rpc_late_answers: Counter[str] = dataclasses.field(default_factory=Counter)
