@@ -103,6 +103,7 @@ def build_report(
     rostered = sum(1 for o in outcomes if o.roster_members)
     drawn = {i: r.drawn for i, r in rec.tasks.items()}
     members = sum(o.roster_members for o in outcomes if drawn.get(o.plan))
+    sent = sum(drawn.values())
     ok = findings.ok
     report: dict[str, Any] = {
         "format": REPORT_FORMAT,
@@ -152,9 +153,7 @@ def build_report(
                 "tasks_with_roster": rostered,
                 # credentials that made it onto a roster, of those the drawn peers sent: the rest
                 # missed the window (the model assumes every drawn peer joins)
-                "roster_members_of_drawn": (
-                    round(members / sum(drawn.values()), 4) if sum(drawn.values()) else None
-                ),
+                "roster_members_of_drawn": round(members / sent, 4) if sent else None,
                 "faulty_weight_at_least_a_third": stalls,
                 "share": round(stalls / rostered, 4) if rostered else None,
             },
