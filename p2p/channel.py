@@ -14,6 +14,13 @@ before it went out is not sent at all), and a reader. A clean end of the stream 
 it) means the server answered every request it had read, so the requests still unanswered were
 never read and may be sent again on a new channel; any other end fails the requests already sent
 (they may have been served) and sends the others again.
+
+A request the server has not answered yet stays on the channel after its caller gave up, and a
+request with the same bytes (a core sending a round message again after a timeout) waits for that
+answer instead of going out again: on a live stream the first copy is delivered, and a second copy
+would only add work to a peer that is already slow (at 300 peers two thirds of the committee
+requests were such copies). Every protocol's requests are idempotent (a round message, a
+transaction, a read), so sharing an answer between identical requests is safe.
 """
 
 from __future__ import annotations
@@ -35,15 +42,20 @@ from p2p.metrics import HostMetrics
 # Requests one channel carries at once; a server answers "busy" beyond it. Callers past it wait
 # for a slot (within their own timeout).
 IN_FLIGHT_MAX = 32
+# Sent requests kept for their answer after every caller gave up (see the module docstring); past
+# it the oldest is forgotten (its answer, if it comes, is counted late).
+UNANSWERED_KEPT_MAX = 4 * IN_FLIGHT_MAX
 # Closing or resetting a stream must not hold anything up.
 CLOSE_TIMEOUT_S = 1.0
 
 
 @dataclasses.dataclass(slots=True, eq=False)
 class _Waiter:
+    data: bytes
     frame: bytes
     answered: trio.Event = dataclasses.field(default_factory=trio.Event)
     written: bool = False
+    callers: int = 1
     body: bytes | None = None
     error: P2PError | None = None
 
@@ -73,6 +85,8 @@ class RequestChannel:
         self._stream = stream
         self._violation = violation
         self._pending: dict[int, _Waiter] = {}
+        # Written and unanswered, by request bytes: callers of an identical request join these.
+        self._unanswered: dict[bytes, _Waiter] = {}
         self._queue_send, self._queue_recv = trio.open_memory_channel[int](math.inf)
         self._slots = trio.Semaphore(IN_FLIGHT_MAX)
         self._next_id = 0
@@ -83,8 +97,8 @@ class RequestChannel:
 
     @property
     def busy(self) -> bool:
-        """Requests are waiting for answers."""
-        return bool(self._pending)
+        """Callers are waiting for answers."""
+        return any(waiter.callers for waiter in self._pending.values())
 
     def usable(self, now_s: float, idle_s: float) -> bool:
         """Open, and either busy or used within `idle_s` (a server closes a stream left idle, so
@@ -110,28 +124,62 @@ class RequestChannel:
         channel. Raises PeerUnreachable (the stream broke after the request went out: it may or
         may not have been served) or the `violation` error (the answer broke the protocol).
         `stage[0]` says where the caller is: "write" (waiting for a slot or the writer) then
-        "answer" (sent)."""
+        "answer" (sent). A request identical to one sent and not answered yet waits for that
+        one's answer (module docstring)."""
+        sent = self._unanswered.get(data)
+        if sent is not None and not self.ended:
+            self._metrics.rpc_requests_joined[self.config.protocol_id] += 1
+            stage[0] = "answer"
+            sent.callers += 1
+            self.last_used_s = trio.current_time()
+            try:
+                await sent.answered.wait()
+            finally:
+                sent.callers -= 1
+            return self._outcome(sent)
         stage[0] = "write"
         async with self._slots:
             if self.ended:
                 return None
             request_id = self._next_id
             self._next_id = (request_id + 1) % framing.REQUEST_ID_MODULUS
-            waiter = _Waiter(framing.encode_frame(request_id, data))
+            waiter = _Waiter(data, framing.encode_frame(request_id, data))
             self._pending[request_id] = waiter
             self.last_used_s = trio.current_time()
             try:
                 self._queue_send.send_nowait(request_id)
                 await waiter.answered.wait()
             finally:
-                self._pending.pop(request_id, None)  # a late answer finds no waiter: dropped
+                waiter.callers -= 1
                 if waiter.written:
                     stage[0] = "answer"
+                else:
+                    self._pending.pop(request_id, None)  # not sent: the writer skips it
+        return self._outcome(waiter)
+
+    @staticmethod
+    def _outcome(waiter: _Waiter) -> bytes | None:
         if waiter.body is not None:
             return waiter.body
         if waiter.error is not None:
             raise waiter.error
         return None
+
+    def _sent(self, request_id: int, waiter: _Waiter) -> None:
+        """`waiter`'s request goes out: it stays (for identical requests) until answered. Past
+        UNANSWERED_KEPT_MAX the oldest request nobody waits for any more is forgotten."""
+        waiter.written = True
+        self._unanswered[waiter.data] = waiter
+        if len(self._unanswered) > UNANSWERED_KEPT_MAX:
+            for old_id, old in list(self._pending.items()):
+                if old.written and not old.callers and old_id != request_id:
+                    del self._pending[old_id]
+                    self._forget(old)
+                    break
+
+    def _forget(self, waiter: _Waiter) -> None:
+        if self._unanswered.get(waiter.data) is waiter:
+            del self._unanswered[waiter.data]
 
     async def run(self) -> None:
         """Write and read until the stream ends or the channel is retired; then answer every
@@ -149,6 +197,7 @@ class RequestChannel:
                     waiter.error = self._failure()
                 waiter.answered.set()
             self._pending.clear()
+            self._unanswered.clear()
             await end_stream(self._stream, clean=self._clean)
             self.closed.set()
 
@@ -161,7 +210,7 @@ class RequestChannel:
                 # Before the write: its answer may be read before the write call returns. A
                 # failed write then fails the request rather than resending it (part of it may
                 # have gone out).
-                waiter.written = True
+                self._sent(request_id, waiter)
                 await self._stream.write(waiter.frame)
         except (BaseLibp2pError, OSError) as exc:
             self._broken(exc)
@@ -180,6 +229,10 @@ class RequestChannel:
                 if waiter is None or not waiter.written:
                     self._metrics.rpc_late_answers[self.config.protocol_id] += 1
                     continue
+                del self._pending[request_id]
+                self._forget(waiter)
+                if not waiter.callers:
+                    self._metrics.rpc_late_answers[self.config.protocol_id] += 1
                 waiter.body = body
                 waiter.answered.set()
                 self.last_used_s = trio.current_time()

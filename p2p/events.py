@@ -322,6 +322,16 @@ class Request:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Connect:
+    """Requests to `peer` will follow soon (it was drawn into a committee with this node): have a
+    connection ready, so the round does not wait for a dial. A hint, nothing comes back; a shell
+    may ignore it (the network host dials only when its peer id sorts below `peer`'s: each pair
+    dials once)."""
+
+    peer: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Respond:
     """Answer inbound request `request_id`: `data` when `error` is None; else an error frame with
     `error` as its reason, and the caller loses `penalty` points (0: no blame, e.g. busy)."""
@@ -447,6 +457,7 @@ class Log:
 Action = (
     Publish
     | Request
+    | Connect
     | Respond
     | StartTimer
     | Execute
@@ -480,6 +491,7 @@ __all__ = [
     "TX_MESSAGE_BYTES_MAX",
     "Accept",
     "Action",
+    "Connect",
     "CoreMisuse",
     "Event",
     "Execute",

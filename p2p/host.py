@@ -487,6 +487,27 @@ class P2PHost:
         """Peers with an open connection now."""
         return {_peer_text(p) for p in self._lhost.get_connected_peers()}
 
+    def connect_soon(self, peer: str) -> bool:
+        """Dial `peer` in the background because requests to it will follow (a co-member of a
+        committee); nothing to do for the caller on failure (the requests dial again). Each pair
+        dials once: only the side whose peer id sorts first dials, the other waits for it (two
+        dials at once would cost two handshakes and two connections). Returns True if a dial
+        started; False if not needed or not ours (connected, dialling, banned, the other side
+        dials, no known address)."""
+        self._require_running()
+        if peer <= self.peer_id or peer in self._dialing:
+            return False
+        entry = self._book.get(peer)
+        if entry is None or not entry.addrs or self._scores.is_banned(peer, trio.current_time()):
+            return False
+        if ID.from_base58(peer) in self._lhost.get_network().connections:
+            return False
+        self.metrics.dials_ahead += 1
+        self._dialing.add(peer)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._dial, peer, entry.addrs)
+        return True
+
     def known_peers(self) -> set[str]:
         """Peers in the address book (bootstrap, once connected, or learnt by peer exchange)."""
         return {e.peer_id for e in self._book.peers()}
@@ -907,13 +928,19 @@ class P2PHost:
     ) -> None:
         key = (peer, config.protocol_id)
         try:
-            entry = self._book.get(peer)
-            if entry is not None and peer_id not in self._lhost.get_network().connections:
-                # Not connected: let the swarm dial the addresses we know (the library's
-                # peerstore forgets addresses after a TTL; the book does not).
-                self._lhost.get_peerstore().add_addrs(
-                    peer_id, [multiaddr.Multiaddr(a) for a in entry.addrs], _PEERSTORE_ADDR_TTL_S
-                )
+            if peer_id not in self._lhost.get_network().connections:
+                # Not connected: the swarm dials. A request is worth a dial even if the last one
+                # failed (callers pace their retries; one failed dial in a loaded moment must not
+                # shut a committee member out for the library's 60 s), and the swarm dials the
+                # addresses we know (its peerstore forgets them after a TTL; the book does not).
+                self._unblock(peer_id)
+                entry = self._book.get(peer)
+                if entry is not None:
+                    self._lhost.get_peerstore().add_addrs(
+                        peer_id,
+                        [multiaddr.Multiaddr(a) for a in entry.addrs],
+                        _PEERSTORE_ADDR_TTL_S,
+                    )
             # The library bounds the dial and the negotiation itself; this bounds the sum.
             open_timeout_s = 2 * self.config.connections.dial_timeout_s
             with trio.fail_after(open_timeout_s):
@@ -1075,9 +1102,7 @@ class P2PHost:
 
     async def _dial(self, peer: str, addrs: tuple[str, ...]) -> None:
         self.metrics.dials += 1
-        negative_cache = getattr(self._lhost.get_network(), "_negative_peer_cache", None)
-        if negative_cache is not None:
-            negative_cache.evict(peer)  # our backoff decided this dial is due
+        self._unblock(ID.from_base58(peer))  # our backoff decided this dial is due
         try:
             with trio.fail_after(self.config.connections.dial_timeout_s):
                 await self._lhost.connect(
@@ -1096,6 +1121,13 @@ class P2PHost:
         finally:
             self._dialing.discard(peer)
             self._notify_change()
+
+    def _unblock(self, peer_id: ID) -> None:
+        """Lift the library's negative dial cache for `peer_id` (after a failed dial the swarm
+        refuses every dial to that peer for 60 s, "recently failed"): we pace dials ourselves."""
+        unblock = getattr(self._lhost.get_network(), "unblock_peer", None)
+        if unblock is not None:
+            unblock(peer_id)
 
     def _maintain_once(self, nursery: trio.Nursery) -> None:
         """One pass: expire nothing explicitly (scores expire lazily), redial, exchange peers."""

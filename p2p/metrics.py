@@ -45,14 +45,18 @@ class HostMetrics:
     # timeout) or the library's exception class, with its cause's ("SwarmException <- ...") and,
     # for a failed negotiation, the step ("StreamFailure <- MultiselectClientError: timed out").
     rpc_stream_failures: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
-    # Answers that came after their caller had given up (dropped).
+    # Answers that came after their caller had given up, and no identical request waited (dropped).
     rpc_late_answers: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Requests identical to one sent and not answered yet on the same stream, which waited for its
+    # answer instead of going out again (p2p/channel.py).
+    rpc_requests_joined: Counter[str] = dataclasses.field(default_factory=Counter)
     # Timed-out requests by protocol and where the time ran out: "stream" (opening a stream,
     # dialling if not connected), "write" (sending the request) or "answer" (waiting for it).
     rpc_timeouts_at: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     # Pubsub streams ended because their peer sent an RPC that does not parse.
     gossip_broken_streams: int = 0
-    dials: int = 0
+    dials: int = 0  # every dial, the ones below included
+    dials_ahead: int = 0  # dials for requests soon to follow (`P2PHost.connect_soon`)
     dial_failures: int = 0
     connections_opened: int = 0
     connections_closed: int = 0

@@ -105,6 +105,11 @@ class _HostCollector(Collector):
             ("posi_rpc_streams_opened", "request streams opened", m.rpc_streams_opened),
             ("posi_rpc_streams_reused", "requests sent on an open stream", m.rpc_streams_reused),
             ("posi_rpc_late_answers", "answers after the caller gave up", m.rpc_late_answers),
+            (
+                "posi_rpc_requests_joined",
+                "requests that waited for an identical one in flight",
+                m.rpc_requests_joined,
+            ),
         )
         for name, doc, counter in by_protocol:
             fam = CounterMetricFamily(name, doc, labels=["protocol"])
@@ -123,6 +128,7 @@ class _HostCollector(Collector):
             yield fam
         for name, doc, value in (
             ("posi_dials", "outbound dials", m.dials),
+            ("posi_dials_ahead", "dials to committee co-members before the round", m.dials_ahead),
             ("posi_dial_failures", "failed dials", m.dial_failures),
             ("posi_connections_opened", "connections opened", m.connections_opened),
             ("posi_connections_closed", "connections closed", m.connections_closed),

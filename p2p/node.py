@@ -370,6 +370,8 @@ class _Shell:
                 self._respond(action)
             case ev.Request():
                 self._spawn(self._request, action)
+            case ev.Connect():
+                self.host.connect_soon(_peer_of(action.peer))
             case ev.StartTimer():
                 self.metrics.timers.inc()
                 self.timers.add(trio.current_time() + max(0, action.delay_ms) / 1000, action.key)

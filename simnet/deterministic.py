@@ -16,6 +16,7 @@ How the contract of `p2p.events` is executed:
   partition or a crash makes the request time out (`timeout_ms`); a peer that is down when the
   request leaves is `UNREACHABLE` after a failed dial.
 - `StartTimer`: `TimerFired` after the delay (to the same incarnation of the peer).
+- `Connect`: ignored (the network model has no connections: every request pays one latency).
 - `Execute`: `executor.run.execute` with the fake sandbox (`executor.fake.FakeSandbox`, scripted by
   `simnet.jobs`); `ExecutionFinished` after the job's simulated run time.
 - `StoreBlock`: recorded (height and hash for the checkers; state and commit for a restart).
@@ -59,6 +60,7 @@ from p2p.events import (
     PROTOCOL_SPECS,
     TOPIC_TASKS,
     Accept,
+    Connect,
     Execute,
     ExecutionFinished,
     FailureKind,
@@ -237,6 +239,7 @@ class DeterministicRun:
             TaskSubmitted: self._submitted,
             ResultReady: self._result_ready,
             Log: self._log,
+            Connect: lambda peer, action: None,
         }
 
     # --- construction ----------------------------------------------------------------------

@@ -51,10 +51,12 @@ PENDING_REQUESTS_MAX: Final = 8192
 TX_CACHE_MAX: Final = 8192
 # Folds shared between cores of one process (`FoldCache`): a few heights of one chain.
 FOLD_CACHE_MAX: Final = 64
-# A transaction goes to the view-0 proposers of this many next heights (all validators of a small
-# set): one lost copy must not hold it back a whole resend period, since a node's later
-# transactions wait for its earlier nonces.
-TX_FANOUT: Final = 4
+# A transaction goes to the view-0 proposers of this many next heights: one lost copy must not
+# hold it back a whole resend period (a node's later transactions wait for its earlier nonces),
+# and validators relay what they take to the others (`PeerCore._relay_tx`): one copy that arrives
+# reaches every mempool. At 300 real peers four copies per transaction (every validator) cost
+# more than they saved: transaction requests timed out by the thousand.
+TX_FANOUT: Final = 2
 # Round messages (committee and consensus) and transactions are sent again this many times when a
 # request fails (timeout, peer unreachable): the round core never resends a proposal, so one lost
 # message would otherwise cost a view change. Duplicates are harmless (to a round, to a mempool).
@@ -295,8 +297,13 @@ class Services:
             if self.mempool is not None:
                 self.mempool.add(verify_transaction(tx, self.state.genesis_hash), self.state)
             data = tx.encode()
+            tx_hash = tx.hash()
             for peer in targets:
-                self.send_round_message(peer, PROTO_TX, data, lambda: True)
+                # Sent again on a failure only while no block took it (the outbox also resends
+                # it after every block without it).
+                self.send_round_message(
+                    peer, PROTO_TX, data, lambda tx_hash=tx_hash: self.outbox.holds(tx_hash)
+                )
 
     def want(self, wanted: Wanted) -> None:
         """Queue a transaction this node wants on the ledger and send what is ready."""

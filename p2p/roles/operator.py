@@ -75,6 +75,7 @@ from p2p.admission import Drawn, draw_task, member_priority
 from p2p.events import (
     PROTO_COMMITTEE,
     PROTO_REPORT,
+    Connect,
     CoreMisuse,
     Execute,
     ExecutionFinished,
@@ -222,6 +223,10 @@ class OperatorRole:
                 slot = self.slots.get(cred.subject)
                 if slot is not None and cred.round == RoundKind.TASK:
                     slot.credentials[tx.hash()] = (cred.vrf_proof, cred.weight)
+                    if live and tx.signer != self.s.me:
+                        # A likely co-member: connect while the window is open, not when the
+                        # round's first messages need it (a dial under load takes seconds).
+                        self.s.emit(Connect(tx.signer))
         # Seeds computable now: tasks posted in the previous block.
         for task_id, (posted, _) in list(self.specs.items()):
             if posted == height - 1 and live:

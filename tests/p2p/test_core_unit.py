@@ -379,6 +379,35 @@ def test_an_operator_draws_once_the_seed_is_known_and_sends_an_admissible_creden
     }  # type: ignore[union-attr]
 
 
+def test_a_drawn_operator_connects_to_each_co_member_as_its_credential_lands() -> None:
+    chain, _, blocks = _posted_chain()
+    cores = [operator_core(i) for i in (0, 1)]
+    credentials = []
+    for core in cores:
+        core.handle(ev.Started(0))
+        feed(core, blocks[0])
+        tx_request = _of(feed(core, blocks[1]), ev.Request)[0]
+        credentials.append(Transaction.decode(tx_request.data))
+    landed = chain.extend(credentials)
+    me, other = (NET.operators[i].identity.public for i in (0, 1))
+    # Both credentials in one block: a connect hint for the other member, none for itself.
+    assert _of(feed(cores[0], landed), ev.Connect) == [ev.Connect(other)]
+    assert _of(feed(cores[1], landed), ev.Connect) == [ev.Connect(me)]
+
+
+def test_a_failed_transaction_request_is_sent_again_only_while_no_block_took_it() -> None:
+    chain, _, blocks = _posted_chain()
+    core = operator_core(0)
+    core.handle(ev.Started(0))
+    feed(core, blocks[0])
+    (first,) = [r for r in _of(feed(core, blocks[1]), ev.Request) if r.protocol == ev.PROTO_TX]
+    timeout = ev.FailureKind.TIMEOUT
+    (again,) = _of(core.handle(ev.RequestFailed(1, first.request_id, timeout)), ev.Request)
+    assert again.data == first.data
+    feed(core, chain.extend([Transaction.decode(first.data)]), now_ms=2)  # included
+    assert _of(core.handle(ev.RequestFailed(3, again.request_id, timeout)), ev.Request) == []
+
+
 def test_an_operator_not_drawn_says_why() -> None:
     _, task_id, blocks = _posted_chain(tau=1)
     # With tau 1 over two operators at most one is drawn; look for one that was not.

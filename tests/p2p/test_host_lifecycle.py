@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.testing
 
 from p2p.host import ACCEPT, P2PHost, Verdict, _resource_manager, open_host
+from p2p.peers import PeerSource
 
 from .swarm import DEADLINE_S, TOPIC, config, free_port, hosts
 
@@ -152,3 +155,31 @@ def test_the_librarys_connection_caps_follow_the_configured_maximum(max_connecti
     assert min(cap or 0 for cap in established) > max_connections, caps
     assert (caps.max_pending_inbound or 0) >= 64, caps
     assert manager.limits.max_connections >= 2 * max_connections
+
+
+def test_committee_co_members_connect_ahead_once_per_pair() -> None:
+    """`connect_soon` on both sides of a pair: the side whose peer id sorts first dials, the other
+    waits for it; one connection, one dial."""
+
+    async def main() -> None:
+        # Upkeep passes an hour apart: the only pass runs at start, before the hosts know each
+        # other, so no dial but connect_soon's happens.
+        idle = dataclasses.replace(config(0).connections, maintain_interval_s=3600.0)
+        async with hosts(*(config(i, connections=idle) for i in (1, 2))) as (a, b):
+            first, second = sorted((a, b), key=lambda h: h.peer_id)
+            with trio.fail_after(DEADLINE_S):
+                await trio.testing.wait_all_tasks_blocked()  # both first passes are done
+                for one, other in ((a, b), (b, a)):
+                    bare = other.listen_addrs[0].split("/p2p/", 1)[0]
+                    one._book.add(other.peer_id, (bare,), PeerSource.EXCHANGE)
+                assert second.connect_soon(first.peer_id) is False  # the other side dials
+                assert first.connect_soon(second.peer_id) is True
+                assert first.connect_soon(second.peer_id) is False  # already dialling
+                await first.wait_until(lambda: second.peer_id in first.connected_peers())
+                await second.wait_until(lambda: first.peer_id in second.connected_peers())
+                assert first.connect_soon(second.peer_id) is False  # connected
+            assert (first.metrics.dials, second.metrics.dials) == (1, 0)
+            assert first.metrics.dials_ahead == 1
+            assert len(first._lhost.get_network().connections[second._lhost.get_id()]) == 1
+
+    trio.run(main)

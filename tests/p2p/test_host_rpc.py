@@ -11,6 +11,7 @@ from libp2p.host.exceptions import StreamFailure
 from libp2p.protocol_muxer.exceptions import MultiselectClientError
 
 from p2p import host as host_module
+from p2p.config import BackoffConfig
 from p2p.errors import (
     MessageTooLarge,
     P2PError,
@@ -23,7 +24,7 @@ from p2p.errors import (
 from p2p.host import P2PHost
 from p2p.identity import peer_id_of
 
-from .swarm import DEADLINE_S, ECHO, config, hosts, identity
+from .swarm import DEADLINE_S, ECHO, config, free_port, hosts, identity
 
 
 async def echo(peer: str, data: bytes) -> bytes:
@@ -117,6 +118,75 @@ def test_timeout_and_unreachable() -> None:
             assert kind != "timeout", kind
             # The stream opened and the request went out: the time ran out waiting for the answer.
             assert client.metrics.rpc_timeouts_at == {(ECHO, "answer"): 1}
+
+    trio.run(main)
+
+
+def test_a_request_dials_a_peer_whose_last_dial_failed() -> None:
+    """py-libp2p refuses every dial to a peer for 60 s after one failed ("recently failed"); a
+    request lifts that: a committee member that was unreachable for a moment is not shut out."""
+
+    async def main() -> None:
+        port = free_port()
+        server_id = peer_id_of(identity(0).public)
+        slow_redials = BackoffConfig(base_s=600.0, cap_s=600.0, jitter=0.0)
+        client_config = config(
+            1, bootstrap=(f"/ip4/127.0.0.1/tcp/{port}/p2p/{server_id}",), reconnect=slow_redials
+        )
+        async with hosts(client_config) as (client,):
+            with trio.fail_after(DEADLINE_S):
+                # Nobody listens yet: the bootstrap dial fails (the swarm remembers it).
+                await client.wait_until(lambda: client.metrics.dial_failures >= 1)
+                async with hosts(config(0, port=port)) as (server,):
+                    server.set_handler(ECHO, echo)
+                    assert await client.request(server.peer_id, ECHO, b"abc") == b"cba"
+            assert client.metrics.rpc_stream_failures == {}
+
+    trio.run(main)
+
+
+def test_a_request_sent_again_waits_for_the_answer_to_the_first_copy() -> None:
+    """A core resends a round message whose request timed out; on a live stream the first copy
+    was delivered, so the copy waits for its answer instead of going out again."""
+
+    async def main() -> None:
+        release = trio.Event()
+        served: list[bytes] = []
+
+        async def slow(peer: str, data: bytes) -> bytes:
+            served.append(data)
+            if data == b"slow":
+                await release.wait()
+            return data.upper()
+
+        async with (
+            hosts(config(0)) as (server,),
+            hosts(config(1, bootstrap=(server.listen_addrs[0],))) as (client,),
+        ):
+            server.set_handler(ECHO, slow)
+            with trio.fail_after(DEADLINE_S):
+                with pytest.raises(RequestTimeout):
+                    await client.request(server.peer_id, ECHO, b"slow", timeout_s=0.3)
+                with pytest.raises(RequestTimeout):  # joined the first copy, still unanswered
+                    await client.request(server.peer_id, ECHO, b"slow", timeout_s=0.3)
+                # Other requests go out and are answered meanwhile.
+                assert await client.request(server.peer_id, ECHO, b"other") == b"OTHER"
+                answers: list[bytes] = []
+
+                async def resend() -> None:
+                    answers.append(await client.request(server.peer_id, ECHO, b"slow"))
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(resend)
+                    await client.wait_until(lambda: client.metrics.rpc_requests_joined[ECHO] == 2)
+                    release.set()
+                assert answers == [b"SLOW"]
+                # Answered: the next identical request goes out again.
+                assert await client.request(server.peer_id, ECHO, b"slow") == b"SLOW"
+            assert served == [b"slow", b"other", b"slow"]
+            assert client.metrics.rpc_requests_joined[ECHO] == 2
+            assert client.metrics.rpc_late_answers[ECHO] == 0  # the join took the answer
+            assert client.metrics.rpc_streams_opened[ECHO] == 1
 
     trio.run(main)
 
