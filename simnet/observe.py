@@ -8,6 +8,7 @@ checkers (`simnet.checkers`) and the report read it; nothing here decides pass o
 
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 from typing import Final
@@ -64,6 +65,10 @@ class Recorder:
         self.by_id: dict[bytes, TaskRecord] = {}
         self.heights: dict[int, dict[bytes, int]] = collections.defaultdict(dict)
         self.height_time_ms: dict[int, int] = {}
+        # When each peer stored each height (the spread is the block propagation delay).
+        self.store_times_ms: dict[int, array.array[int]] = collections.defaultdict(
+            lambda: array.array("q")
+        )
         self.peer_height: list[int] = [0] * len(honest)
         self.messages: collections.Counter[str] = collections.Counter()
         self.message_bytes: collections.Counter[str] = collections.Counter()
@@ -121,7 +126,18 @@ class Recorder:
         seen[block_hash] = seen.get(block_hash, 0) + 1
         if height not in self.height_time_ms or now_ms < self.height_time_ms[height]:
             self.height_time_ms[height] = now_ms
+        self.store_times_ms[height].append(now_ms)
         self.peer_height[peer] = max(self.peer_height[peer], height)
+
+    def propagation_ms(self) -> list[int]:
+        """How long after the first peer each peer stored a block, for the heights first stored
+        during the run (time 0 on: not while the swarm formed)."""
+        delays: list[int] = []
+        for height, times in self.store_times_ms.items():
+            if self.height_time_ms.get(height, -1) >= 0:
+                first = min(times)
+                delays.extend(t - first for t in times)
+        return delays
 
     def result_ready(self, event: ResultReady) -> None:
         """A poster fetched and checked a task's output."""

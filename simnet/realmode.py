@@ -59,6 +59,7 @@ from typing import Any, Final
 
 import trio
 
+from committee.round import Timing
 from executor.fake import FakeSandbox
 from executor.policy import Runtime
 from executor.run import execute
@@ -112,6 +113,17 @@ GOSSIP_DEGREES: Final = (4, 3, 8)
 # Default block interval of the real mode: a block costs every peer a gossip delivery (about
 # 300 x 10 ms of CPU for 300 peers on two cores), so blocks come every few seconds.
 REAL_BLOCK_INTERVAL_MS: Final = 4000
+# Task round timeouts stretch with the block interval, from the core's default interval: the real
+# mode packs hundreds of peers on two cores, so a message between members takes seconds at p95
+# (README, "300 peers"), and rounds whose timeouts fire on slow votes change views, which costs
+# every member another broadcast and loads the machine further.
+CORE_BLOCK_INTERVAL_MS: Final = CoreConfig.block_interval_ms
+# The credential window of the real mode's chain, in blocks (the ledger's default is 3): at 300
+# peers a block reached the last peers 9 s (p95) to 12 s (p99) after the first, that is up to 3
+# block intervals (a peer the gossip missed asks for blocks after 3 intervals without one); a
+# drawn operator's credential then takes a request round trip of up to 5 s to a validator, and a
+# block to be included.
+REAL_CREDENTIAL_WINDOW_BLOCKS: Final = 6
 # The worker's event queue: every peer's events wait here for the loop (backpressure beyond).
 EVENT_QUEUE_LEN: Final = 65_536
 # Requests each peer keeps in flight at once (each is a trio task and a stream): a member of a few
@@ -218,11 +230,7 @@ class Worker:
     def __init__(self, setup: WorkerSetup, conn: multiprocessing.connection.Connection) -> None:
         self.setup = setup
         self.conn = conn
-        self.world: World = build_world(
-            setup.scenario,
-            block_interval_ms=setup.block_interval_ms,
-            image_digest=setup.image_digest,
-        )
+        self.world = real_world(setup.scenario, setup.block_interval_ms, setup.image_digest)
         self.shared = SharedChecks()
         self.genesis_state = genesis_state(self.world.genesis)
         self.lies: set[bytes] = set()
@@ -328,6 +336,7 @@ class Worker:
             operator=spec.role is PeerRole.OPERATOR,
             block_interval_ms=self.setup.block_interval_ms,
             verify_policy=self.verify_policy,
+            task_timing=task_timing(self.setup.block_interval_ms),
         )
         return SimCore(
             config,
@@ -456,6 +465,11 @@ class Worker:
             nursery.start_soon(self.publish, peer, action)
         elif isinstance(action, ev.Request):
             nursery.start_soon(self.request, peer, inc, action)
+        elif isinstance(action, ev.Connect):
+            target = self.index_of.get(action.peer, -1)
+            same_side = self.side.get(target, 0) == self.side.get(peer.spec.index, 0)
+            if peer.host is not None and same_side:
+                peer.host.connect_soon(peer_id_of(action.peer))
         elif isinstance(action, ev.Respond):
             found = peer.inbound.pop(action.request_id, None)
             if found is not None:
@@ -873,6 +887,7 @@ class Worker:
                     {f"{p} {why}": n for (p, why), n in metrics.rpc_stream_failures.items()}
                 )
                 streams.update({f"{k} late": v for k, v in metrics.rpc_late_answers.items()})
+                streams.update({f"{k} joined": v for k, v in metrics.rpc_requests_joined.items()})
         return {
             "peers": len(self.peers),
             "cpu_s": round(cpu.user + cpu.system, 2),
@@ -988,7 +1003,7 @@ class Coordinator:
         image = jobs.FAKE_IMAGE_DIGEST
         if sandbox == "docker":
             image = busybox_image_digest()
-        self.world = build_world(scenario, block_interval_ms=block_interval_ms, image_digest=image)
+        self.world = real_world(scenario, block_interval_ms, image)
         self.scenario = scenario
         self.workers = max(1, min(workers, len(self.world.peers)))
         self.sandbox = sandbox
@@ -1406,6 +1421,30 @@ def free_ports(count: int) -> tuple[int, ...]:
             sock.bind(("127.0.0.1", 0))
             sockets.append(sock)
         return tuple(sock.getsockname()[1] for sock in sockets)
+
+
+def real_world(scenario: Scenario, block_interval_ms: int, image_digest: str) -> World:
+    """The world of a real-mode run, the same in the coordinator and in every worker."""
+    return build_world(
+        scenario,
+        block_interval_ms=block_interval_ms,
+        image_digest=image_digest,
+        credential_window_blocks_min=REAL_CREDENTIAL_WINDOW_BLOCKS,
+    )
+
+
+def task_timing(block_interval_ms: int) -> Timing:
+    """The core's task round timeouts, stretched by the block interval over the core's default
+    (never shrunk): at the real mode's 4 s blocks they double (see CORE_BLOCK_INTERVAL_MS)."""
+    base = Timing()
+    factor = max(1.0, block_interval_ms / CORE_BLOCK_INTERVAL_MS)
+    return dataclasses.replace(
+        base,
+        propose_ms=round(base.propose_ms * factor),
+        prepare_ms=round(base.prepare_ms * factor),
+        commit_ms=round(base.commit_ms * factor),
+        view_change_retry_ms=round(base.view_change_retry_ms * factor),
+    )
 
 
 def _short(reason: str) -> str:

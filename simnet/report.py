@@ -241,6 +241,12 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
                 f"  {phase:<20} p50 {v['p50']:>7} ms  p95 {v['p95']:>7} ms  "
                 f"p99 {v['p99']:>7} ms  (n={v['n']})"
             )
+    spread = report.get("chain", {}).get("propagation_ms", {})
+    if spread.get("n"):
+        lines.append(
+            f"  blocks stored after the first peer: p50 {spread['p50']} ms, p95 "
+            f"{spread['p95']} ms, p99 {spread['p99']} ms"
+        )
     msgs = report.get("messages", {})
     if msgs:
         lines.append(

@@ -138,6 +138,7 @@ def build_report(
             "height": top,
             "end_ms": end_ms,
             "blocks_per_minute": round(60_000 * top / end_ms, 2) if end_ms else 0.0,
+            "propagation_ms": percentiles(rec.propagation_ms()),
         },
         "checks": {
             "safety": {"ok": not findings.safety, "violations": _listed(findings.safety)},

@@ -133,18 +133,24 @@ class World:
             "byzantine": dict(sorted(counts.items())),
             "byzantine_stake_share": round(self.byzantine_stake_share, 4),
             "block_interval_ms": self.block_interval_ms,
+            "credential_window_blocks": self.genesis.params.credential_window_blocks,
             "genesis": self.genesis.hash().hex(),
             "image": self.image_digest,
             "faults": [{"fault": f.fault.text(), "peers": list(f.peers)} for f in self.faults],
         }
 
 
-def chain_params(scenario: Scenario, block_interval_ms: int) -> ChainParams:
+def chain_params(
+    scenario: Scenario, block_interval_ms: int, credential_window_blocks_min: int = 0
+) -> ChainParams:
     """The chain's parameters for a run: the ledger's defaults, with room for the workload's
-    committee size and a credential window of at least CREDENTIAL_WINDOW_MS_MIN."""
+    committee size and a credential window of at least CREDENTIAL_WINDOW_MS_MIN and
+    `credential_window_blocks_min` blocks."""
     default = ChainParams()
     window = max(
-        default.credential_window_blocks, -(-CREDENTIAL_WINDOW_MS_MIN // block_interval_ms)
+        default.credential_window_blocks,
+        -(-CREDENTIAL_WINDOW_MS_MIN // block_interval_ms),
+        credential_window_blocks_min,
     )
     return ChainParams(
         min_stake=MIN_STAKE,
@@ -158,8 +164,10 @@ def build_world(
     *,
     block_interval_ms: int = 1000,
     image_digest: str = jobs.FAKE_IMAGE_DIGEST,
+    credential_window_blocks_min: int = 0,
 ) -> World:
-    """Decide everything the seed decides (see the module docstring). Pure and deterministic."""
+    """Decide everything the seed decides (see the module docstring). Pure and deterministic.
+    `credential_window_blocks_min`: see `chain_params`."""
     rng = random.Random(scenario.seed)
     v, n, p = scenario.validators, scenario.peers, scenario.workload.posters
     stakes = [MIN_STAKE * rng.randint(1, STAKE_FACTOR_MAX) for _ in range(n)]
@@ -202,7 +210,7 @@ def build_world(
             )
             for peer in peers[v : v + n]
         ],
-        params=chain_params(scenario, block_interval_ms),
+        params=chain_params(scenario, block_interval_ms, credential_window_blocks_min),
     )
     tasks = _plan_tasks(
         scenario, rng, [peer.index for peer in peers[v + n :]], block_interval_ms, image_digest
