@@ -96,6 +96,9 @@ SLOTS_MAX: Final = 4096
 # Job specs of recently posted tasks (needed when this node is drawn, one block later). A spec is
 # at most 64 KiB; entries leave once the task's seed block passed and this node was not drawn.
 SPECS_MAX: Final = 1024
+# Candidates a member connects to ahead of the round (`_connect_ahead`): view 0's proposer and the
+# next one.
+LIKELY_PROPOSERS: Final = 2
 # Why this node was not drawn, for `posi-peer why TASK`: the most recent tasks.
 WHY_MAX: Final = 4096
 # Reports and outputs kept to serve verifiers and posters (outputs are at most 16 MiB each).
@@ -149,6 +152,10 @@ class _Slot:
     posted_height: int
     job_spec: bytes | None
     credentials: dict[bytes, tuple[bytes, int]] = dataclasses.field(default_factory=dict)
+    # Co-members whose credential landed, by identity: their candidate priority (lower ranks
+    # first), and the ones this node asked a connection to (`_connect_ahead`).
+    landed: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
+    connect_asked: set[bytes] = dataclasses.field(default_factory=set)
     round: Round | None = None
     ranking: tuple[int, ...] = ()
     early: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
@@ -209,6 +216,7 @@ class OperatorRole:
         """Follow the tasks a new block touched. `live` is False while the node replays blocks
         to catch up: it then only remembers specs and credentials."""
         height = new.height
+        landed: list[_Slot] = []
         for tx in cb.block.txs:
             if tx.kind == TxKind.POST_TASK:
                 body = tx.body()
@@ -224,9 +232,10 @@ class OperatorRole:
                 if slot is not None and cred.round == RoundKind.TASK:
                     slot.credentials[tx.hash()] = (cred.vrf_proof, cred.weight)
                     if live and tx.signer != self.s.me:
-                        # A likely co-member: connect while the window is open, not when the
-                        # round's first messages need it (a dial under load takes seconds).
-                        self.s.emit(Connect(tx.signer))
+                        slot.landed[tx.signer] = member_priority(cred.vrf_proof, cred.weight)
+                        landed.append(slot)
+        for slot in landed:
+            self._connect_ahead(slot)
         # Seeds computable now: tasks posted in the previous block.
         for task_id, (posted, _) in list(self.specs.items()):
             if posted == height - 1 and live:
@@ -242,6 +251,23 @@ class OperatorRole:
             slot = self.slots.get(task_id)
             if slot is not None:
                 self._task_changed(slot, new)
+
+    def _connect_ahead(self, slot: _Slot) -> None:
+        """Ask for connections to the co-members this node will talk to, while the credential
+        window is open rather than when the round's first messages need them (a dial under load
+        takes seconds). Votes go to a view's proposer, who broadcasts the certificates, so the
+        links that matter are between the candidates ranked first (view 0's proposer, then the
+        next if it fails) and everyone: a likely proposer connects to every co-member, the others
+        to the likely proposers. Ranks come from the credentials landed so far (a better one
+        landing later adds its links)."""
+        ranked = sorted(
+            [*slot.landed.items(), (self.s.me, slot.drawn.priority)], key=lambda m: m[1]
+        )
+        leaders = {identity for identity, _ in ranked[:LIKELY_PROPOSERS]}
+        wanted = slot.landed.keys() if self.s.me in leaders else leaders - {self.s.me}
+        for peer in sorted(wanted - slot.connect_asked):
+            slot.connect_asked.add(peer)
+            self.s.emit(Connect(peer))
 
     def _draw(self, task_id: bytes, posted: int) -> None:
         if task_id in self.slots:

@@ -16,7 +16,7 @@ from ledger.state import State, genesis_state
 from ledger.sync import SyncRequest, SyncResponse
 from ledger.tx import Credential, PostTask, Transaction, Transfer, TxKind, sign_transaction
 from p2p import events as ev
-from p2p.admission import admit
+from p2p.admission import admit, member_priority
 from p2p.core import CoreConfig, CoreConfigError, PeerCore
 from p2p.roles.chain import GAP_GRACE_MS
 from p2p.wire import ConsensusMessage
@@ -379,20 +379,45 @@ def test_an_operator_draws_once_the_seed_is_known_and_sends_an_admissible_creden
     }  # type: ignore[union-attr]
 
 
-def test_a_drawn_operator_connects_to_each_co_member_as_its_credential_lands() -> None:
-    chain, _, blocks = _posted_chain()
-    cores = [operator_core(i) for i in (0, 1)]
-    credentials = []
-    for core in cores:
+def test_drawn_operators_connect_ahead_to_the_likely_proposers_and_these_to_everyone() -> None:
+    """Votes go to a view's proposer: the two best-ranked members connect to every co-member,
+    the others to those two, as the credentials land (before the round needs the links)."""
+    net = DevNet.create(validators=1, operators=5, users=1)
+    state = genesis_state(net.genesis)
+    chain = DevChain(net)
+    first = chain.extend([chain.sign(net.users[0], PostTask(job(), 100, 64))])
+    blocks = [first, chain.extend()]
+    cores, credentials = [], []
+    for op in net.operators:
+        core = PeerCore(CoreConfig(op.identity, vrf_key=op.vrf_key, operator=True), state=state)
         core.handle(ev.Started(0))
-        feed(core, blocks[0])
-        tx_request = _of(feed(core, blocks[1]), ev.Request)[0]
-        credentials.append(Transaction.decode(tx_request.data))
-    landed = chain.extend(credentials)
-    me, other = (NET.operators[i].identity.public for i in (0, 1))
-    # Both credentials in one block: a connect hint for the other member, none for itself.
-    assert _of(feed(cores[0], landed), ev.Connect) == [ev.Connect(other)]
-    assert _of(feed(cores[1], landed), ev.Connect) == [ev.Connect(me)]
+        for block in blocks:
+            actions = feed(core, block)
+        cores.append(core)
+        credentials.append(Transaction.decode(_of(actions, ev.Request)[0].data))
+    members = [op.identity.public for op in net.operators]
+    ranked = sorted(
+        members,
+        key=lambda m: member_priority(
+            *next((c.body().vrf_proof, c.body().weight) for c in credentials if c.signer == m)
+        ),
+    )
+    leaders = set(ranked[:2])
+    # The last-ranked member's credential lands alone first: it is a likely proposer so far.
+    early = chain.extend([c for c in credentials if c.signer == ranked[-1]])
+    late = chain.extend([c for c in credentials if c.signer != ranked[-1]])
+    for core, me in zip(cores, members, strict=True):
+        asked = [a.peer for a in _of(feed(core, early), ev.Connect)]
+        asked += [a.peer for a in _of(feed(core, late), ev.Connect)]
+        assert me not in asked  # never itself
+        assert len(asked) == len(set(asked))  # once each
+        if me in leaders:
+            assert set(asked) == set(members) - {me}
+        elif me == ranked[-1]:
+            assert set(asked) == leaders  # its own credential alone asks for nothing
+        else:
+            # Ranked above the only co-member landed first, it looked like a proposer then.
+            assert set(asked) == {ranked[-1]} | leaders
 
 
 def test_a_failed_transaction_request_is_sent_again_only_while_no_block_took_it() -> None:
