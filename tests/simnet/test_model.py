@@ -12,7 +12,6 @@ from simnet import jobs
 from simnet.errors import ScenarioError, SimnetError
 from simnet.network import Latency, Network, NetworkConfig, build_mesh
 from simnet.realmode import (
-    BLOCK_SPREAD_INTERVALS,
     CORE_BLOCK_INTERVAL_MS,
     REAL_CREDENTIAL_WINDOW_BLOCKS,
     real_world,
@@ -205,13 +204,13 @@ def test_the_real_mode_stretches_the_credential_window_and_the_round_timeouts() 
     assert world.genesis.params.credential_window_blocks == REAL_CREDENTIAL_WINDOW_BLOCKS
     world.genesis.params.check()
     assert chain_params(sc, 4000, 6).credential_window_blocks == 6
-    # Round timeouts stretch with the block interval over the core's default, never shrink;
-    # the proposal timeout also covers the spread of the block that starts the round.
-    base, spread = Timing(), BLOCK_SPREAD_INTERVALS
-    same = task_timing(CORE_BLOCK_INTERVAL_MS // 4)
-    assert (same.prepare_ms, same.commit_ms) == (base.prepare_ms, base.commit_ms)
-    assert same.propose_ms == base.propose_ms + spread * CORE_BLOCK_INTERVAL_MS // 4
+    # Round timeouts stretch with the block interval over the core's default, never shrink.
+    assert task_timing(CORE_BLOCK_INTERVAL_MS) == Timing()
+    assert task_timing(CORE_BLOCK_INTERVAL_MS // 4) == Timing()
     doubled = task_timing(2 * CORE_BLOCK_INTERVAL_MS)
-    assert (doubled.prepare_ms, doubled.commit_ms) == (2 * base.prepare_ms, 2 * base.commit_ms)
-    assert doubled.propose_ms == 2 * base.propose_ms + spread * 2 * CORE_BLOCK_INTERVAL_MS
-    assert doubled.execute_ms == base.execute_ms  # the job's deadline is the job's
+    assert (doubled.propose_ms, doubled.prepare_ms, doubled.commit_ms) == (
+        2 * Timing().propose_ms,
+        2 * Timing().prepare_ms,
+        2 * Timing().commit_ms,
+    )
+    assert doubled.execute_ms == Timing().execute_ms  # the job's deadline is the job's
