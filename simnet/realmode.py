@@ -118,12 +118,6 @@ REAL_BLOCK_INTERVAL_MS: Final = 4000
 # (README, "300 peers"), and rounds whose timeouts fire on slow votes change views, which costs
 # every member another broadcast and loads the machine further.
 CORE_BLOCK_INTERVAL_MS: Final = CoreConfig.block_interval_ms
-# The credential window of the real mode's chain, in blocks (the ledger's default is 3): at 300
-# peers a block reached the last peers 9 s (p95) to 12 s (p99) after the first, that is up to 3
-# block intervals (a peer the gossip missed asks for blocks after 3 intervals without one); a
-# drawn operator's credential then takes a request round trip of up to 5 s to a validator, and a
-# block to be included.
-REAL_CREDENTIAL_WINDOW_BLOCKS: Final = 6
 # The worker's event queue: every peer's events wait here for the loop (backpressure beyond).
 EVENT_QUEUE_LEN: Final = 65_536
 # Requests each peer keeps in flight at once (each is a trio task and a stream): a member of a few
@@ -230,7 +224,11 @@ class Worker:
     def __init__(self, setup: WorkerSetup, conn: multiprocessing.connection.Connection) -> None:
         self.setup = setup
         self.conn = conn
-        self.world = real_world(setup.scenario, setup.block_interval_ms, setup.image_digest)
+        self.world: World = build_world(
+            setup.scenario,
+            block_interval_ms=setup.block_interval_ms,
+            image_digest=setup.image_digest,
+        )
         self.shared = SharedChecks()
         self.genesis_state = genesis_state(self.world.genesis)
         self.lies: set[bytes] = set()
@@ -1003,7 +1001,7 @@ class Coordinator:
         image = jobs.FAKE_IMAGE_DIGEST
         if sandbox == "docker":
             image = busybox_image_digest()
-        self.world = real_world(scenario, block_interval_ms, image)
+        self.world = build_world(scenario, block_interval_ms=block_interval_ms, image_digest=image)
         self.scenario = scenario
         self.workers = max(1, min(workers, len(self.world.peers)))
         self.sandbox = sandbox
@@ -1421,16 +1419,6 @@ def free_ports(count: int) -> tuple[int, ...]:
             sock.bind(("127.0.0.1", 0))
             sockets.append(sock)
         return tuple(sock.getsockname()[1] for sock in sockets)
-
-
-def real_world(scenario: Scenario, block_interval_ms: int, image_digest: str) -> World:
-    """The world of a real-mode run, the same in the coordinator and in every worker."""
-    return build_world(
-        scenario,
-        block_interval_ms=block_interval_ms,
-        image_digest=image_digest,
-        credential_window_blocks_min=REAL_CREDENTIAL_WINDOW_BLOCKS,
-    )
 
 
 def task_timing(block_interval_ms: int) -> Timing:

@@ -140,17 +140,12 @@ class World:
         }
 
 
-def chain_params(
-    scenario: Scenario, block_interval_ms: int, credential_window_blocks_min: int = 0
-) -> ChainParams:
+def chain_params(scenario: Scenario, block_interval_ms: int) -> ChainParams:
     """The chain's parameters for a run: the ledger's defaults, with room for the workload's
-    committee size and a credential window of at least CREDENTIAL_WINDOW_MS_MIN and
-    `credential_window_blocks_min` blocks."""
+    committee size and a credential window of at least CREDENTIAL_WINDOW_MS_MIN."""
     default = ChainParams()
     window = max(
-        default.credential_window_blocks,
-        -(-CREDENTIAL_WINDOW_MS_MIN // block_interval_ms),
-        credential_window_blocks_min,
+        default.credential_window_blocks, -(-CREDENTIAL_WINDOW_MS_MIN // block_interval_ms)
     )
     return ChainParams(
         min_stake=MIN_STAKE,
@@ -164,10 +159,8 @@ def build_world(
     *,
     block_interval_ms: int = 1000,
     image_digest: str = jobs.FAKE_IMAGE_DIGEST,
-    credential_window_blocks_min: int = 0,
 ) -> World:
-    """Decide everything the seed decides (see the module docstring). Pure and deterministic.
-    `credential_window_blocks_min`: see `chain_params`."""
+    """Decide everything the seed decides (see the module docstring). Pure and deterministic."""
     rng = random.Random(scenario.seed)
     v, n, p = scenario.validators, scenario.peers, scenario.workload.posters
     stakes = [MIN_STAKE * rng.randint(1, STAKE_FACTOR_MAX) for _ in range(n)]
@@ -210,7 +203,7 @@ def build_world(
             )
             for peer in peers[v : v + n]
         ],
-        params=chain_params(scenario, block_interval_ms, credential_window_blocks_min),
+        params=chain_params(scenario, block_interval_ms),
     )
     tasks = _plan_tasks(
         scenario, rng, [peer.index for peer in peers[v + n :]], block_interval_ms, image_digest
