@@ -216,7 +216,7 @@ class OperatorRole:
         """Follow the tasks a new block touched. `live` is False while the node replays blocks
         to catch up: it then only remembers specs and credentials."""
         height = new.height
-        landed: list[_Slot] = []
+        landed: dict[bytes, _Slot] = {}  # slots with a co-member's credential in this block
         for tx in cb.block.txs:
             if tx.kind == TxKind.POST_TASK:
                 body = tx.body()
@@ -233,8 +233,8 @@ class OperatorRole:
                     slot.credentials[tx.hash()] = (cred.vrf_proof, cred.weight)
                     if live and tx.signer != self.s.me:
                         slot.landed[tx.signer] = member_priority(cred.vrf_proof, cred.weight)
-                        landed.append(slot)
-        for slot in landed:
+                        landed[slot.task_id] = slot
+        for slot in landed.values():
             self._connect_ahead(slot)
         # Seeds computable now: tasks posted in the previous block.
         for task_id, (posted, _) in list(self.specs.items()):
