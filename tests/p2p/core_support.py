@@ -79,7 +79,6 @@ class MemNode:
     logs: list[ev.Log] = dataclasses.field(default_factory=list)
     results: list[ev.ResultReady] = dataclasses.field(default_factory=list)
     submitted: list[ev.TaskSubmitted] = dataclasses.field(default_factory=list)
-    connects: list[bytes] = dataclasses.field(default_factory=list)
     executions: list[ev.Execute] = dataclasses.field(default_factory=list)
     # penalties and error answers this node's requests earned (recorded by the receiver's core)
     refused: list[ev.Respond] = dataclasses.field(default_factory=list)
@@ -244,7 +243,7 @@ class MemNet:
             case ev.Request():
                 self._request(node, action)
             case ev.Connect():
-                node.connects.append(action.peer)
+                pass  # a hint: the in-memory network has no connections to prepare
             case ev.Respond():
                 self._respond(node, action)
             case ev.StartTimer(key=key, delay_ms=delay):
