@@ -99,7 +99,11 @@ def test_lock_carried_across_views() -> None:
     c.deliver(view0)
     assert c.rounds[3].ag.high is not None
     assert c.rounds[2].ag.high is None
-    c.note("everyone times out; m1 and m3 carry the lock on B1 in their NEW_VIEWs")
+    c.note("everyone waits once more and sends its vote again (commit votes are lost again)")
+    for i in range(4):
+        c.fire(i)
+    c.deliver(view0)
+    c.note("m1 and m3 carry the lock on B1 in their NEW_VIEWs")
     for i in range(4):
         c.fire(i)
     c.deliver()

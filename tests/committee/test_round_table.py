@@ -19,6 +19,7 @@ from committee.events import (
     Misbehaviour,
     Phase,
     ReportMisbehaviour,
+    Send,
     StartTimer,
     TimerFired,
 )
@@ -285,6 +286,19 @@ def test_every_phase_event_pair(state: str, event_name: str) -> None:
             assert reports == {Misbehaviour.WRONG_WEIGHT}
         if event_name == "proposal-not-proposer":
             assert reports == {Misbehaviour.NOT_PROPOSER}
+    if event_name == "timer-current" and phase in (Phase.PREPARE, Phase.COMMIT):
+        # A live view gets one more, longer wait (and our vote goes to the proposer again)...
+        assert r.phase is phase
+        assert isinstance(event, TimerFired)
+        (timer,) = [a for a in actions if isinstance(a, StartTimer)]
+        assert (timer.instance, timer.view, timer.phase) == (event.instance, event.view, phase)
+        base = r.config.timing.prepare_ms if phase is Phase.PREPARE else r.config.timing.commit_ms
+        assert timer.duration_ms == r.config.timing.scaled(2 * base, event.view)
+        assert not any(isinstance(a, Broadcast) for a in actions)
+        if r.ag.proposer(r.view) != r.me:
+            (again,) = [a for a in actions if isinstance(a, Send)]
+            assert again.to == r.membership.members[r.ag.proposer(r.view)].identity
+        actions = r.handle(event)  # ...and then the view changes
     if event_name == "timer-current" and phase in (Phase.PROPOSE, Phase.PREPARE, Phase.COMMIT):
         assert r.phase is Phase.VIEW_CHANGE
         assert any(isinstance(a, Broadcast) for a in actions)
@@ -337,19 +351,28 @@ def test_conflicting_verdicts_are_local_misuse() -> None:
         r.handle(LocalVerdict(0, report_value(0), False, RejectReason.WRONG_OUTPUT))
 
 
-def test_new_view_resends_wait_twice_as_long_each_time() -> None:
+def test_new_view_resends_go_to_every_member_and_wait_twice_as_long_each_time() -> None:
     c = at_view_change()  # m1 timed out in view 0 and asked for view 1
     r = c.rounds[ME]
     base = r.config.timing.view_change_retry_ms
     waits = []
     for _ in range(4):
         actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))
-        assert any(isinstance(a, Broadcast) for a in actions)  # NEW_VIEW goes out again
+        (resend,) = [a for a in actions if isinstance(a, Broadcast)]
+        assert r.ag.my_new_view == resend.data
         (timer,) = [a for a in actions if isinstance(a, StartTimer)]
         waits.append(timer.duration_ms)
     assert r.view == 1
     assert r.phase is Phase.VIEW_CHANGE
     assert waits == [base << 2, base << 3, base << 4, base << 5]  # view 1, then one more per resend
+    # m2 times out too and its NEW_VIEW reaches m1: m1 still resends to every member, m2
+    # included (holding m2's NEW_VIEW says nothing of whether m1's reached m2).
+    c.pending.clear()
+    c.fire(2)
+    c.deliver(lambda p: p.src == 2 and p.dst == ME)
+    assert r.phase is Phase.VIEW_CHANGE  # 2 of 4: no quorum yet
+    actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))
+    assert [a for a in actions if isinstance(a, Broadcast)]
     for _ in range(4):  # capped like every other timeout
         actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))
     (timer,) = [a for a in actions if isinstance(a, StartTimer)]
