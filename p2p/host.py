@@ -35,7 +35,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Final
+from typing import Any
 
 import multiaddr
 import trio
@@ -316,7 +316,7 @@ _STABLE_CONNECTION_S = 10.0
 # How long the library's peerstore keeps addresses we hand it for one dial.
 _PEERSTORE_ADDR_TTL_S = 120
 # Request streams are long-lived (p2p/channel.py): opening one costs a muxer round trip and a
-# protocol negotiation, and under load the negotiation is where requests ran out of time. A server
+# protocol selection, and under load that is where requests ran out of time. A server
 # closes a stream that carried no request for STREAM_IDLE_S; a caller stops sending on a channel
 # idle for half that time, so that the server's close does not race a new request.
 STREAM_IDLE_S = 30.0
@@ -331,29 +331,11 @@ def _muxer_options(preferred: Muxer) -> dict[TProtocol, Any]:
     return dict(order)
 
 
-# The step of a failed protocol negotiation, from the library's message (its exception class is
-# the same for all): a fixed set, so a metric keyed by it stays bounded.
-_NEGOTIATION_STEPS: Final = (
-    ("timed out", "timed out"),
-    ("handshake", "handshake failed"),
-    ("not supported", "refused"),
-    ("read failed", "read failed"),
-    ("write failed", "write failed"),
-)
-
-
 def _failure_kind(exc: BaseException) -> str:
-    """A bounded name for why a stream did not open: the exception's class, its cause's class and,
-    for a negotiation failure, which step failed."""
-    kind = type(exc).__name__
+    """A bounded name for why a stream did not open: the exception's class and its cause's."""
     cause = exc.__cause__
-    if cause is not None:
-        kind = f"{kind} <- {type(cause).__name__}"
-        message = str(cause)
-        step = next((name for text, name in _NEGOTIATION_STEPS if text in message), None)
-        if step is not None:
-            kind = f"{kind}: {step}"
-    return kind
+    kind = type(exc).__name__
+    return kind if cause is None else f"{kind} <- {type(cause).__name__}"
 
 
 # Connections to one peer: two hosts dialling each other at once open two.
@@ -941,10 +923,12 @@ class P2PHost:
                         [multiaddr.Multiaddr(a) for a in entry.addrs],
                         _PEERSTORE_ADDR_TTL_S,
                     )
-            # The library bounds the dial and the negotiation itself; this bounds the sum.
+            # The library bounds the dial itself; this bounds it with the muxer's stream opening.
+            # The channel selects the protocol on the stream without waiting (p2p/channel.py).
             open_timeout_s = 2 * self.config.connections.dial_timeout_s
             with trio.fail_after(open_timeout_s):
-                stream = await self._lhost.new_stream(peer_id, [TProtocol(config.protocol_id)])
+                stream = await self._lhost.get_network().new_stream(peer_id)
+                stream.set_protocol(TProtocol(config.protocol_id))
         except trio.TooSlowError:
             opening.failure = f"no stream within {open_timeout_s:g} s"
             self.metrics.rpc_stream_failures[(config.protocol_id, "timeout")] += 1

@@ -22,6 +22,7 @@ from p2p.host import P2PHost, open_host
 
 TOPIC = "posi/test"
 ECHO = "/posi/echo/1"
+UNSERVED = "/posi/unserved/1"  # configured everywhere, no host serves it
 
 # Network tests wait on events, never on the clock; this bounds how long one may take before the
 # test fails (libp2p connects in ~250 ms, meshes form on the 1 s heartbeat).
@@ -49,7 +50,10 @@ def config(
         listen_addrs=(f"/ip4/127.0.0.1/tcp/{port}",),
         bootstrap=bootstrap,
         topics=(TopicConfig(TOPIC, topic_max_bytes, delivery_queue_len),),
-        protocols=(ProtocolConfig(ECHO, max_request_bytes, max_response_bytes),),
+        protocols=(
+            ProtocolConfig(ECHO, max_request_bytes, max_response_bytes),
+            ProtocolConfig(UNSERVED, 64, 64),
+        ),
         # Fast redials and peer exchange so tests converge in about a second.
         reconnect=BackoffConfig(base_s=0.2, cap_s=2.0, jitter=0.5),
         connections=ConnectionConfig(

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 from libp2p.host.exceptions import StreamFailure
-from libp2p.protocol_muxer.exceptions import MultiselectClientError
 
 from p2p import host as host_module
 from p2p.config import BackoffConfig
@@ -24,7 +23,7 @@ from p2p.errors import (
 from p2p.host import P2PHost
 from p2p.identity import peer_id_of
 
-from .swarm import DEADLINE_S, ECHO, config, free_port, hosts, identity
+from .swarm import DEADLINE_S, ECHO, UNSERVED, config, free_port, hosts, identity
 
 
 async def echo(peer: str, data: bytes) -> bytes:
@@ -345,29 +344,35 @@ def test_a_request_in_flight_fails_when_the_connection_drops() -> None:
     trio.run(main)
 
 
-def _failed_opening(cause: Exception | None) -> Exception:
-    """A failed opening as the library raises it: `StreamFailure(...) from cause`."""
+def test_a_failed_opening_is_counted_by_its_class_and_cause() -> None:
     failure = StreamFailure("failed to open a stream to peer")
-    failure.__cause__ = cause
-    return failure
+    failure.__cause__ = TimeoutError("slow")
+    assert host_module._failure_kind(failure) == "StreamFailure <- TimeoutError"
+    assert host_module._failure_kind(StreamFailure("no cause")) == "StreamFailure"
 
 
-@pytest.mark.parametrize(
-    ("message", "kind"),
-    [
-        ("response timed out after 10s, protocols tried: ['/posi/committee/1']", "timed out"),
-        ("protocol read failed: stream reset, protocol=/posi/tx/1", "read failed"),
-        ("handshake write failed: closed", "handshake failed"),
-        ("protocol not supported: /posi/pex/1, response='na'", "refused"),
-    ],
-)
-def test_a_failed_opening_is_counted_by_the_step_that_failed(message: str, kind: str) -> None:
-    failure = _failed_opening(MultiselectClientError(message))
-    assert host_module._failure_kind(failure) == f"StreamFailure <- MultiselectClientError: {kind}"
+def test_a_peer_that_does_not_serve_the_protocol_fails_every_request_on_the_channel() -> None:
+    """The channel selects its protocol without waiting for the server; a server without the
+    protocol answers "na", and the requests already written fail at once, not by timeout."""
 
+    async def main() -> None:
+        async with echo_pair() as (server, client):
+            with trio.fail_after(DEADLINE_S):
+                async with trio.open_nursery() as nursery:
+                    failures: list[str] = []
 
-def test_a_failed_opening_of_an_unknown_step_is_counted_by_its_classes() -> None:
-    assert host_module._failure_kind(_failed_opening(MultiselectClientError("new text"))) == (
-        "StreamFailure <- MultiselectClientError"
-    )
-    assert host_module._failure_kind(_failed_opening(None)) == "StreamFailure"
+                    async def one(n: int) -> None:
+                        with pytest.raises(PeerUnreachable) as info:
+                            await client.request(server.peer_id, UNSERVED, b"%d" % n)
+                        failures.append(info.value.reason)
+
+                    for n in range(3):
+                        nursery.start_soon(one, n)
+                assert len(failures) == 3
+                assert all(f"does not serve {UNSERVED}" in reason for reason in failures)
+                # The protocol the server does serve still works, on its own stream.
+                assert await client.request(server.peer_id, ECHO, b"abc") == b"cba"
+            assert client.metrics.rpc_stream_failures[(UNSERVED, "not-served")] >= 1
+            assert server.score(client.peer_id) == 0  # asking is no offence
+
+    trio.run(main)
