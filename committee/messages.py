@@ -117,6 +117,15 @@ def peek_subject(data: bytes) -> bytes:
     return bytes(data[1 : 1 + SUBJECT_LEN])
 
 
+def kind_name(data: bytes) -> str:
+    """The kind of a message from its tag ("proposal", "vote", "certificate", "new-view"), or
+    "unknown", without decoding it: for counting what crosses the network."""
+    try:
+        return MessageTag(data[0]).name.lower().replace("_", "-") if data else "unknown"
+    except ValueError:
+        return "unknown"
+
+
 def decode_message(data: bytes) -> tuple[bytes, Message]:
     """(subject, message) from wire bytes. Raises DecodeError on anything else: drop the bytes and
     penalise the sender."""

@@ -1,5 +1,6 @@
 """The node's rules that the ledger's fold leaves to it: sortition for task rounds, and the
-`admit` check validators run on every transaction before proposing or voting for a block.
+`admit` check validators run on every transaction before proposing or voting for a block, and the
+proposer's own choice of how many new tasks to start (`hold_back_tasks`).
 
 The fold verifies a credential's VRF proof but takes the claimed weight on trust (the weight needs
 the committee package, which the ledger does not import). `draw_task` (what an operator runs) and
@@ -24,6 +25,7 @@ used by the node.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import vrf
 from committee import sortition
@@ -31,7 +33,7 @@ from committee.credentials import NotSelected, NotSelectedReason
 from executor.spec import JobSpec
 from ledger.chain import round_seed
 from ledger.errors import DecodeError, InvalidCredential, MalformedPayload
-from ledger.state import State, Task, TaskStatus
+from ledger.state import TASK_CLOSED, KeyKind, State, Task, TaskStatus
 from ledger.tx import Credential, OperatorStatus, PostTask, RoundKind, Transaction, TxKind
 
 
@@ -163,3 +165,35 @@ def _admit_task_credential(state: State, signer: bytes, body: Credential) -> Non
     weight = sortition.select_weight(beta, op.stake, task.tau, _total(state, task))
     if weight != body.weight:
         raise InvalidCredential(f"claimed weight {body.weight}, sortition gives {weight}")
+
+
+def open_tasks(state: State) -> int:
+    """How many tasks on the ledger are not closed (SEEDING to EXECUTING)."""
+    return sum(
+        1
+        for key, rec in state.entries.items()
+        if key[0] == KeyKind.TASK and rec.status not in TASK_CLOSED  # type: ignore[attr-defined]
+    )
+
+
+def hold_back_tasks(
+    txs: Sequence[Transaction], state: State, open_tasks_max: int
+) -> list[Transaction]:
+    """`txs` (a block builder's candidates, each signer's nonces in order) without the POST_TASKs
+    that would take the ledger past `open_tasks_max` open tasks, nor any later transaction of
+    their signers (a block takes a signer's nonces without gaps). What is held back stays in the
+    mempool for a later block, when tasks have closed: an overloaded network queues new tasks
+    instead of starting more rounds than its operators can run."""
+    room = open_tasks_max - open_tasks(state)
+    held: set[bytes] = set()
+    kept: list[Transaction] = []
+    for tx in txs:
+        if tx.signer in held:
+            continue
+        if tx.kind == TxKind.POST_TASK:
+            if room <= 0:
+                held.add(tx.signer)
+                continue
+            room -= 1
+        kept.append(tx)
+    return kept

@@ -93,6 +93,12 @@ def _node_flags(p: argparse.ArgumentParser, *, run: bool = False) -> None:
         )
         p.add_argument("--roles", help="replace the roles: comma separated validator,operator")
         p.add_argument("--block-interval-ms", type=int, help="validators: time between blocks")
+        p.add_argument(
+            "--open-tasks-max",
+            type=int,
+            help="validators: start no new task while this many are open; later ones wait in "
+            "the mempool (default 256)",
+        )
         p.add_argument("--runtime", choices=["runc", "runsc"], help="operators: OCI runtime")
         p.add_argument(
             "--execute-timeout-ms",

@@ -148,6 +148,7 @@ def _config(args: argparse.Namespace, **extra: Any) -> NodeConfig:
         "block_interval_ms": getattr(args, "block_interval_ms", None),
         "runtime": getattr(args, "runtime", None),
         "execute_timeout_ms": getattr(args, "execute_timeout_ms", None),
+        "open_tasks_max": getattr(args, "open_tasks_max", None),
     }
     roles = getattr(args, "roles", None)
     if roles is not None:

@@ -124,7 +124,7 @@ class PeerCore:
         self.validator = (
             ValidatorRole(self.s, self._finalise, self.chain.sync_now) if config.validator else None
         )
-        self.operator = OperatorRole(self.s) if config.operator else None
+        self.operator = OperatorRole(self.s, self.chain.sync_now) if config.operator else None
         self.poster = PosterRole(self.s)
         self._started = False
         self._live = False  # set once the chain role first reached the network's tip

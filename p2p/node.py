@@ -193,6 +193,7 @@ def default_core_factory(config: NodeConfig, keys: NodeKeys, store: Store) -> Co
         operator=Role.OPERATOR in config.roles,
         block_interval_ms=config.block_interval_ms,
         task_timing=dataclasses.replace(Timing(), execute_ms=config.execute_timeout_ms),
+        open_tasks_max=config.open_tasks_max,
     )
     return PeerCore(core_config, state=store.state, tip_commit=store.tip_commit, archive=store)
 

@@ -33,6 +33,7 @@ from ledger.errors import GenesisError
 from ledger.genesis import Genesis, genesis_from_json
 from ledger.signing import IDENTITY_SEED_LEN, IdentityKey
 from p2p.errors import P2PError
+from p2p.roles.base import OPEN_TASKS_MAX, OPEN_TASKS_MAX_LIMIT
 
 CONFIG_FILE: Final = "config.toml"
 IDENTITY_FILE: Final = "identity.key"
@@ -124,10 +125,11 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "POSI_RUNTIME": "runtime",
     "POSI_STATUS_INTERVAL_S": "status_interval_s",
     "POSI_EXECUTE_TIMEOUT_MS": "execute_timeout_ms",
+    "POSI_OPEN_TASKS_MAX": "open_tasks_max",
 }
 
 _LIST_SETTINGS: Final = frozenset({"listen", "bootstrap", "roles"})
-_INT_SETTINGS: Final = frozenset({"block_interval_ms", "execute_timeout_ms"})
+_INT_SETTINGS: Final = frozenset({"block_interval_ms", "execute_timeout_ms", "open_tasks_max"})
 _FLOAT_SETTINGS: Final = frozenset({"status_interval_s"})
 _STR_SETTINGS: Final = frozenset({"genesis", "metrics", "log_format", "log_level", "runtime"})
 SETTINGS: Final = _LIST_SETTINGS | _INT_SETTINGS | _FLOAT_SETTINGS | _STR_SETTINGS
@@ -154,6 +156,7 @@ class NodeConfig:
     runtime: str = "runc"
     status_interval_s: float = DEFAULT_STATUS_INTERVAL_S
     execute_timeout_ms: int = DEFAULT_EXECUTE_TIMEOUT_MS
+    open_tasks_max: int = OPEN_TASKS_MAX
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -171,6 +174,10 @@ class NodeConfig:
             raise BadSetting(
                 f"execute_timeout_ms={self.execute_timeout_ms}: must be in "
                 f"[{EXECUTE_TIMEOUT_MS_MIN}, {EXECUTE_TIMEOUT_MS_MAX}]"
+            )
+        if not 1 <= self.open_tasks_max <= OPEN_TASKS_MAX_LIMIT:
+            raise BadSetting(
+                f"open_tasks_max={self.open_tasks_max}: must be in [1, {OPEN_TASKS_MAX_LIMIT}]"
             )
         if not STATUS_INTERVAL_S_MIN <= self.status_interval_s <= STATUS_INTERVAL_S_MAX:
             raise BadSetting(
@@ -464,6 +471,7 @@ def load_node_config(
             runtime=get("runtime", "runc"),
             status_interval_s=get("status_interval_s", DEFAULT_STATUS_INTERVAL_S),
             execute_timeout_ms=get("execute_timeout_ms", DEFAULT_EXECUTE_TIMEOUT_MS),
+            open_tasks_max=get("open_tasks_max", OPEN_TASKS_MAX),
         )
     except BadSetting as exc:
         sources = ", ".join(f"{k} from {s}" for k, (_, s) in sorted(merged.items()))

@@ -27,6 +27,7 @@ from typing import Any, Final
 from committee.params import DEFAULT_TAU
 from ledger.genesis import ChainParams
 from p2p.nodeconfig import DEFAULT_BLOCK_INTERVAL_MS
+from p2p.roles.base import OPEN_TASKS_MAX
 from simnet import report as rpt
 from simnet.scenario import Byzantine, Phases, Scenario, Workload
 
@@ -295,6 +296,7 @@ def real(
     sandbox: str,
     workers: int,
     out: pathlib.Path,
+    open_tasks: int,
     name: str = "real",
 ) -> dict[str, Any]:
     """Real py-libp2p peers: the 300-peer target, or (high rate) the throughput ceiling."""
@@ -304,7 +306,9 @@ def real(
         seed=1,
         peers=peers,
         validators=4,
-        workload=Workload(tasks=tasks, rate_per_s=rate, tau=16, posters=4),
+        workload=Workload(
+            tasks=tasks, rate_per_s=rate, tau=16, posters=4, open_tasks_max=open_tasks
+        ),
         phases=Phases(liveness_bound_ms=600_000),
     )
     report, perf, samples = realmode.run(
@@ -349,6 +353,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=None)
     p.add_argument("--sandbox", choices=("fake", "docker"), default="docker")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--open-tasks",
+        type=int,
+        default=OPEN_TASKS_MAX,
+        help="real, ceiling: validators start no task while this many are open "
+        f"(default {OPEN_TASKS_MAX}, the node's)",
+    )
     p.add_argument("--processes", type=int, default=SWEEP_PROCESSES)
 
 
@@ -384,6 +395,7 @@ def main_args(args: argparse.Namespace) -> int:
             sandbox=args.sandbox,
             workers=args.workers,
             out=out,
+            open_tasks=args.open_tasks,
         )
         return 0 if figures["report"]["completed"] == figures["report"]["planned"] else 1
     figures = real(
@@ -393,6 +405,7 @@ def main_args(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         workers=args.workers,
         out=out,
+        open_tasks=args.open_tasks,
         name="ceiling",
     )
     _say(f"ceiling: {figures['throughput']['tasks_completed_per_minute']} tasks per minute")

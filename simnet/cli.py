@@ -23,6 +23,7 @@ import shlex
 import sys
 from typing import Any
 
+from p2p.roles.base import OPEN_TASKS_MAX
 from simnet.errors import ScenarioError
 
 
@@ -65,6 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, help="tasks posted per second")
     p.add_argument("--posters", type=int)
     p.add_argument("--tau", type=int, help="expected committee weight per task")
+    p.add_argument(
+        "--open-tasks",
+        type=int,
+        help="validators start no new task while this many are open; the rest queue "
+        f"(default {OPEN_TASKS_MAX}, the node's)",
+    )
     p.add_argument("--jobs", help="job mix, comma-separated (echo,sha256,wc,sleep)")
     p.add_argument("--latency", help="deterministic: one-way latency, e.g. lognormal:20:0.4")
     p.add_argument("--loss", type=float, help="deterministic: base message loss")
@@ -151,6 +158,7 @@ def scenario_from_args(args: argparse.Namespace) -> Any:
         ("rate", "rate_per_s"),
         ("posters", "posters"),
         ("tau", "tau"),
+        ("open_tasks", "open_tasks_max"),
     ):
         if getattr(args, flag) is not None:
             wl[field] = getattr(args, flag)

@@ -43,6 +43,7 @@ from typing import Any, Final
 
 import trio
 
+from committee.messages import kind_name
 from executor.fake import FakeSandbox
 from executor.policy import Runtime
 from executor.run import execute
@@ -56,6 +57,7 @@ from ledger.state import State, genesis_state
 from ledger.tx import Transaction
 from p2p.core import PeerCore
 from p2p.events import (
+    PROTO_COMMITTEE,
     PROTO_TX,
     PROTOCOL_SPECS,
     TOPIC_TASKS,
@@ -265,6 +267,7 @@ class DeterministicRun:
             operator=spec.role is PeerRole.OPERATOR,
             block_interval_ms=self.world.block_interval_ms,
             verify_policy=self.verify_policy,
+            open_tasks_max=self.world.scenario.workload.open_tasks_max,
         )
         if self.shared is not None:
             return SimCore(
@@ -358,6 +361,8 @@ class DeterministicRun:
     def _request(self, peer: SimPeer, action: Request) -> None:
         size = len(action.data)
         self.rec.message(f"request {action.protocol}", 1, size + ENVELOPE_BYTES)
+        if action.protocol == PROTO_COMMITTEE:
+            self.rec.round_message(kind_name(action.data))
         injected = action.request_id < 0
         target = self.index_of.get(action.peer)
         if not injected:

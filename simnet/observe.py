@@ -72,6 +72,8 @@ class Recorder:
         self.peer_height: list[int] = [0] * len(honest)
         self.messages: collections.Counter[str] = collections.Counter()
         self.message_bytes: collections.Counter[str] = collections.Counter()
+        # committee requests by message kind (proposal, vote, certificate, new-view)
+        self.round_messages: collections.Counter[str] = collections.Counter()
         self.penalties: collections.Counter[str] = collections.Counter()
         self.penalised_honest: collections.Counter[str] = collections.Counter()
         self.executions: collections.Counter[str] = collections.Counter()
@@ -166,3 +168,7 @@ class Recorder:
         """`count` messages of `kind` carrying `size` bytes in all crossed the network."""
         self.messages[kind] += count
         self.message_bytes[kind] += size
+
+    def round_message(self, kind: str) -> None:
+        """A committee request of `kind` (`committee.messages.kind_name`) was sent."""
+        self.round_messages[kind] += 1

@@ -59,6 +59,7 @@ from typing import Any, Final
 
 import trio
 
+from committee.messages import kind_name
 from committee.round import Timing
 from executor.fake import FakeSandbox
 from executor.policy import Runtime
@@ -335,6 +336,7 @@ class Worker:
             block_interval_ms=self.setup.block_interval_ms,
             verify_policy=self.verify_policy,
             task_timing=task_timing(self.setup.block_interval_ms),
+            open_tasks_max=self.setup.scenario.workload.open_tasks_max,
         )
         return SimCore(
             config,
@@ -623,6 +625,8 @@ class Worker:
         if slow:
             await trio.sleep(SLOW_BASE_MS * slow / 1000)
         self.obs.append(("msg", f"request {action.protocol}", len(action.data)))
+        if action.protocol == ev.PROTO_COMMITTEE:
+            self.obs.append(("round", kind_name(action.data)))
         target_id = peer_id_of(action.peer)
         async with peer.request_slots:
             connected = target_id in host.connected_peers()
@@ -1067,6 +1071,8 @@ class Coordinator:
                 rec.message(item[1], 1, item[2])
             elif kind == "gossip":
                 rec.message(f"gossip {item[1]}", 1, item[2])
+            elif kind == "round":
+                rec.round_message(item[1])
             elif kind == "flood":
                 self.flood += 1
             elif kind == "failed":

@@ -253,6 +253,10 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"  messages: {msgs.get('total')} ({msgs.get('bytes')} bytes), "
             f"{msgs.get('per_task')} per task"
         )
+        rounds = msgs.get("committee_per_task", {})
+        if rounds:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in rounds.items())
+            lines.append(f"  committee requests per task: {kinds}")
     for name, check in report.get("checks", {}).items():
         verdict = "ok" if check.get("ok") else "FAILED"
         lines.append(f"  check {name}: {verdict}")

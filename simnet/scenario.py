@@ -23,6 +23,7 @@ File format (every table and key optional; the defaults are those of the datacla
     rate_per_s = 1.0             # tasks posted per second, over all posters
     posters = 4
     tau = 16                     # expected committee weight of each task
+    open_tasks_max = 256         # validators start no task while this many are open (they queue)
     jobs = ["echo", "sha256", "sleep"]   # the mix, drawn per task (repeat a name to weight it)
 
     [byzantine]
@@ -51,6 +52,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from p2p.roles.base import OPEN_TASKS_MAX
 from simnet.errors import ScenarioError
 from simnet.network import Latency, NetworkConfig
 
@@ -105,6 +107,7 @@ class Workload:
     tau: int = 16
     jobs: tuple[str, ...] = ("echo", "sha256")
     fee: int = 1_000
+    open_tasks_max: int = OPEN_TASKS_MAX  # validators start no task past this many open ones
 
     def __post_init__(self) -> None:
         if not 0 <= self.tasks <= TASKS_MAX:
@@ -124,6 +127,8 @@ class Workload:
                 )
         if self.fee < 1:
             raise ScenarioError("workload.fee must be at least 1")
+        if not 1 <= self.open_tasks_max <= TASKS_MAX:
+            raise ScenarioError(f"workload.open_tasks_max must be in [1, {TASKS_MAX}]")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -313,7 +318,11 @@ class Scenario:
             heartbeat_ms=_get(net, "heartbeat_ms", int, base.heartbeat_ms, "network"),
         )
         wl = _table(doc, "workload")
-        _keys(wl, "workload", {"tasks", "rate_per_s", "posters", "tau", "jobs", "fee"})
+        _keys(
+            wl,
+            "workload",
+            {"tasks", "rate_per_s", "posters", "tau", "jobs", "fee", "open_tasks_max"},
+        )
         w0 = Workload()
         workload = Workload(
             tasks=_get(wl, "tasks", int, w0.tasks, "workload"),
@@ -322,6 +331,7 @@ class Scenario:
             tau=_get(wl, "tau", int, w0.tau, "workload"),
             jobs=tuple(_strings(wl, "jobs", w0.jobs, "workload")),
             fee=_get(wl, "fee", int, w0.fee, "workload"),
+            open_tasks_max=_get(wl, "open_tasks_max", int, w0.open_tasks_max, "workload"),
         )
         bz = _table(doc, "byzantine")
         _keys(bz, "byzantine", {"stake", "policies", "validators"})

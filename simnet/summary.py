@@ -133,6 +133,9 @@ def build_report(
             "bytes_per_task": round(total_bytes / per),
             "gossip_share": round(gossip / total_msgs, 4) if total_msgs else 0.0,
             "by_type": by_type,
+            "committee_per_task": {
+                kind: round(n / per, 1) for kind, n in sorted(rec.round_messages.items())
+            },
         },
         "chain": {
             "height": top,

@@ -65,6 +65,12 @@ ROUND_MESSAGE_RETRIES: Final = 2
 # task's windows (counted in blocks) stretch past any useful deadline.
 BLOCK_INTERVAL_MS_MIN: Final = 100
 BLOCK_INTERVAL_MS_MAX: Final = 600_000
+# Open tasks (posted, not closed) up to which a proposing validator includes new POST_TASKs; past
+# it they wait in the mempool (`admission.hold_back_tasks`). Every open task keeps a roster of
+# about tau operators busy, and a network that starts more rounds than its operators can run
+# fails them all (timeouts, view changes) instead of finishing some: waiting is better.
+OPEN_TASKS_MAX: Final = 256
+OPEN_TASKS_MAX_LIMIT: Final = 1 << 20  # the highest value a node accepts for it
 
 
 _DEFAULT_TIMING: Final = Timing()
@@ -94,6 +100,7 @@ class CoreConfig:
     clock_skew_ms_max: int = 30_000  # a proposal's time may be this far ahead of our clock
     sync_interval_ms: int | None = None  # ask peers for blocks after this long without one
     submitters: int = 2  # roster members (by rank) that submit round certificates at once
+    open_tasks_max: int = OPEN_TASKS_MAX  # validators: start no task past this many open ones
 
     def __post_init__(self) -> None:
         if type(self.identity) is not IdentityKey:
@@ -116,6 +123,10 @@ class CoreConfig:
             )
         if not 1 <= self.submitters <= 64:
             raise CoreConfigError(f"CoreConfig.submitters = {self.submitters}: use 1..64")
+        if not 1 <= self.open_tasks_max <= OPEN_TASKS_MAX_LIMIT:
+            raise CoreConfigError(
+                f"CoreConfig.open_tasks_max = {self.open_tasks_max}: use 1..{OPEN_TASKS_MAX_LIMIT}"
+            )
 
     @property
     def sync_every_ms(self) -> int:

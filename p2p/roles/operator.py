@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Callable
 from typing import Final
 
 from committee.errors import PENALTY_INVALID, PENALTY_STALE
@@ -159,6 +160,7 @@ class _Slot:
     round: Round | None = None
     ranking: tuple[int, ...] = ()
     early: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
+    synced_at: int = -1  # our height when an early message last made us ask its sender for blocks
     verifying: dict[tuple[int, bytes], _Verify] = dataclasses.field(default_factory=dict)
     executors: dict[int, bytes] = dataclasses.field(default_factory=dict)
 
@@ -175,8 +177,9 @@ class _Kept:
 class OperatorRole:
     """Task committees for one operator (see the module docstring)."""
 
-    def __init__(self, s: Services) -> None:
+    def __init__(self, s: Services, want_sync: Callable[[bytes], None]) -> None:
         self.s = s
+        self.want_sync = want_sync  # ask this peer for the blocks after our tip
         vrf_key = s.config.vrf_key
         if vrf_key is None:
             raise CoreMisuse("the operator role needs CoreConfig.vrf_key")
@@ -439,6 +442,13 @@ class OperatorRole:
         if slot.round is None:
             if len(slot.early) < EARLY_MESSAGES_MAX:
                 slot.early.append((event.peer, event.data))
+            if slot.synced_at != self.s.state.height:
+                # The sender started the round, so it holds the block with the roster and we do
+                # not: ask it for blocks now rather than wait for gossip or the periodic sync
+                # (under load a block reaches the last peers tens of seconds late, and a member
+                # that starts late costs its round a view change).
+                slot.synced_at = self.s.state.height
+                self.want_sync(event.peer)
             return
         self._run(slot, slot.round.handle(MessageReceived(event.peer, event.data)))
 

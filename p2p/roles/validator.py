@@ -39,7 +39,7 @@ from ledger.errors import DecodeError, LedgerError
 from ledger.fold import build_block
 from ledger.state import State
 from ledger.tx import RoundKind
-from p2p.admission import admit
+from p2p.admission import admit, hold_back_tasks
 from p2p.events import PROTO_CONSENSUS, TOPIC_BLOCKS, LogLevel, Publish, RequestReceived, Respond
 from p2p.roles.base import Services, slash_wanted
 from p2p.wire import ConsensusMessage
@@ -112,7 +112,11 @@ class ValidatorRole:
         mempool = self.s.mempool
         assert mempool is not None
         self.built_version = mempool.version
-        candidates = self.s.policy.candidates(list(mempool.candidates(state)))
+        candidates = hold_back_tasks(
+            self.s.policy.candidates(list(mempool.candidates(state))),
+            state,
+            self.s.config.open_tasks_max,
+        )
         built = build_block(
             state,
             candidates,

@@ -68,8 +68,14 @@ def test_settings_precedence_file_env_flags(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
         'log_format = "json"\nblock_interval_ms = 3000\nroles = ["validator"]\n'
     )
-    env = {"POSI_BLOCK_INTERVAL_MS": "4000", "POSI_ROLES": "operator", "POSI_LOG_LEVEL": "debug"}
+    env = {
+        "POSI_BLOCK_INTERVAL_MS": "4000",
+        "POSI_ROLES": "operator",
+        "POSI_LOG_LEVEL": "debug",
+        "POSI_OPEN_TASKS_MAX": "32",
+    }
     config = load_node_config(tmp_path, flags={"block_interval_ms": 5000, "genesis": None}, env=env)
+    assert config.open_tasks_max == 32  # env over the default
     assert config.log_format is LogFormat.JSON  # file
     assert config.roles == frozenset({Role.OPERATOR})  # env over file
     assert config.log_level == "debug"  # env
@@ -82,6 +88,7 @@ def test_settings_precedence_file_env_flags(tmp_path: Path) -> None:
     [
         ("blok_interval_ms = 1\n", UnknownSetting, "blok_interval_ms"),
         ("block_interval_ms = 5\n", BadSetting, "block_interval_ms=5"),
+        ("open_tasks_max = 0\n", BadSetting, "open_tasks_max=0"),
         ('roles = ["miner"]\n', BadSetting, "miner"),
         ('metrics = "nope"\n', BadSetting, "HOST:PORT"),
         ("listen = [\n", BadSetting, "not valid TOML"),

@@ -12,11 +12,12 @@ from committee.round import Timing
 from ledger.block import CertifiedBlock, verify_commit
 from ledger.devnet import DevChain, DevNet
 from ledger.errors import InvalidCredential, MalformedPayload
+from ledger.signing import IdentityKey
 from ledger.state import State, genesis_state
 from ledger.sync import SyncRequest, SyncResponse
 from ledger.tx import Credential, PostTask, Transaction, Transfer, TxKind, sign_transaction
 from p2p import events as ev
-from p2p.admission import admit, member_priority
+from p2p.admission import admit, hold_back_tasks, member_priority, open_tasks
 from p2p.core import CoreConfig, CoreConfigError, PeerCore
 from p2p.roles.chain import GAP_GRACE_MS
 from p2p.wire import ConsensusMessage
@@ -420,6 +421,28 @@ def test_drawn_operators_connect_ahead_to_the_likely_proposers_and_these_to_ever
             assert set(asked) == {ranked[-1]} | leaders
 
 
+def test_a_member_behind_the_roster_block_asks_the_first_co_member_it_hears_for_blocks() -> None:
+    """A committee message before the block that starts the round: the sender holds that block,
+    so the member syncs from it at once (once per height), and runs the message later."""
+    _, task_id, blocks = _posted_chain()
+    core = operator_core(0)
+    core.handle(ev.Started(0))
+    for block in blocks:
+        feed(core, block)  # drawn; its credential is on its way, no roster yet
+    other = NET.operators[1].identity.public
+    early = b"\x02" + task_id + b"\x90"
+
+    def hear(rid: int, peer: bytes) -> list[ev.Request]:
+        actions = core.handle(ev.RequestReceived(5, rid, peer, ev.PROTO_COMMITTEE, early))
+        assert _of(actions, ev.Respond) == [ev.Respond(rid)]  # kept for the round, no blame
+        return [r for r in _of(actions, ev.Request) if r.protocol == ev.PROTO_SYNC]
+
+    (sync,) = hear(1, other)
+    assert sync.peer == other
+    assert SyncRequest.decode(sync.data).first == len(blocks) + 1  # the blocks after our tip
+    assert hear(2, PEER) == []  # once per height
+
+
 def test_a_failed_transaction_request_is_sent_again_only_while_no_block_took_it() -> None:
     chain, _, blocks = _posted_chain()
     core = operator_core(0)
@@ -446,6 +469,29 @@ def test_an_operator_not_drawn_says_why() -> None:
             assert core.why(task_id).startswith("weight-zero: no sub-user drawn")
             return
     raise AssertionError("both operators drawn with tau 1")
+
+
+def test_a_proposer_holds_back_tasks_past_the_open_tasks_max_with_their_signers_rest() -> None:
+    chain, _, _ = _posted_chain()
+    assert open_tasks(chain.state) == 1
+    gh = chain.state.genesis_hash
+    other = NET.users[1]
+
+    def post(who: IdentityKey, nonce: int) -> Transaction:
+        return sign_transaction(who, gh, nonce, PostTask(job(bytes([nonce])), 100, 4))
+
+    a1, a2 = post(USER, 1), sign_transaction(USER, gh, 2, Transfer(PEER, 7))
+    b0, b1 = post(other, 0), post(other, 1)
+    c0 = sign_transaction(NET.operators[0].identity, gh, 0, Transfer(PEER, 7))
+    txs = [a1, a2, b0, b1, c0]
+    assert hold_back_tasks(txs, chain.state, 4) == txs  # room for three more tasks
+    # Room for one: b0 waits, and so does b1 after it (no nonce gaps); others go on.
+    assert hold_back_tasks(txs, chain.state, 2) == [a1, a2, c0]
+    # No room: every task waits, with what its signer sent after it.
+    assert hold_back_tasks(txs, chain.state, 1) == [c0]
+    # The held transactions stay valid for a later block: nothing about them was rejected.
+    chain.extend([a1, a2, c0])
+    assert open_tasks(chain.state) == 2
 
 
 def test_admission_refuses_invalid_job_specs() -> None:

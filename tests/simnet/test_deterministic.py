@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import subprocess
 import sys
@@ -55,11 +56,30 @@ def test_a_few_hundred_peers_decide_every_task() -> None:
         "posi/blocks/1",
     }
     assert by_type["request /posi/committee/1"]["messages_per_task"] < 400
+    # ... and splits by kind: each task needs proposals, votes and certificates
+    kinds = report["messages"]["committee_per_task"]
+    assert set(kinds) <= {"proposal", "vote", "certificate", "new-view"}
+    assert min(kinds["proposal"], kinds["vote"], kinds["certificate"]) > 0
+    total = by_type["request /posi/committee/1"]["messages_per_task"]
+    assert abs(sum(kinds.values()) - total) < 0.1 * len(kinds)  # each figure rounded
     assert report["reproduce"] == "reproduce-me"
     assert report["executions"]["execute"] >= 5
     assert perf["shared_state_hits"] > 0
     # the poster fetched the right output for every task (the checker compared it)
     assert all(r.output is not None for r in run.rec.tasks.values())
+
+
+def test_validators_queue_tasks_past_the_open_tasks_max_and_still_decide_them_all() -> None:
+    jobs = ("echo", "sha256", "wc")
+    wl = Workload(tasks=4, rate_per_s=10.0, tau=8, jobs=jobs, open_tasks_max=1)
+    run = DeterministicRun(small(seed=5, workload=wl))
+    report, _ = run.run("x")
+    assert report["result"] == "ok", report["checks"]
+    assert report["tasks"]["completed"] == 4
+    # One open task at a time: each was included only once the one before it was paid.
+    spans = sorted((r.phases["included"], r.phases["paid"]) for r in run.rec.tasks.values())
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
+    assert report["scenario"]["workload"]["open_tasks_max"] == 1
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes() -> None:

@@ -53,6 +53,7 @@ def test_small_real_swarm_with_a_byzantine_peer_and_a_crash() -> None:
     by_type = report["messages"]["by_type"]
     assert by_type["gossip posi/blocks/1"]["messages"] > 0
     assert by_type["request /posi/committee/1"]["messages"] > 0
+    assert report["messages"]["committee_per_task"]["vote"] > 0
     assert report["latency_ms"]["paid"]["p50"] > report["latency_ms"]["included"]["p50"]
     assert perf["cpu_s"] > 0
     assert set(perf["workers"]) == {"0", "1", "2"}  # two for operators, one for the rest
