@@ -1,11 +1,15 @@
 """Sync payloads: how a node behind the chain asks peers for blocks by height range.
 
-A node at height h sends `SyncRequest(first=h+1, count=n)`; the peer answers with
+A node at height h sends `SyncRequest(first=h+1, count=n, wait_ms=w)`; the peer answers with
 `SyncResponse(tip_height, blocks)`: consecutive certified blocks from `first`, as many as fit its
-byte budget (at least one if it has any). The requester runs `validate_response` before anything
-touches its store: the response answers this request (heights, count, size), the blocks chain to
-the requester's tip and to each other, and each block's own commit certificate is checked against
-the validator set. The fold then runs block by block through `Store.accept`.
+byte budget (at least one if it has any). With `wait_ms` above 0 and no block from `first` yet, the
+peer may hold the request until it has that block or `wait_ms` passed (a long poll: a node the
+block gossip misses gets each block from a peer as soon as that peer has it, with one request).
+
+The requester runs `validate_response` before anything touches its store: the response answers
+this request (heights, count, size), the blocks chain to the requester's tip and to each other,
+and each block's own commit certificate is checked against the validator set. The fold then
+runs block by block through `Store.accept`.
 """
 
 from __future__ import annotations
@@ -25,19 +29,26 @@ SYNC_BLOCKS_MAX: Final = 64
 # one), and the requester refuses larger responses before parsing them. Two maximal blocks fit,
 # and it stays below encoding.DECODE_BYTES_MAX.
 SYNC_BYTES_MAX: Final = 40 * 1024 * 1024
+# Longest a requester may ask a responder to hold a request for a block it does not have yet:
+# well below the request timeout (p2p.events.PROTO_SYNC, 10 s), leaving room for slow round trips.
+SYNC_WAIT_MS_MAX: Final = 5000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SyncRequest(Record):
-    """Ask for up to `count` blocks starting at height `first`."""
+    """Ask for up to `count` blocks starting at height `first`; a responder that has none yet may
+    wait up to `wait_ms` for the first one before answering (0: answer at once)."""
 
     MAX_BYTES = 32
     first: U64
     count: U32
+    wait_ms: U32 = 0
 
     def __post_init__(self) -> None:
         if self.first < 1 or not 1 <= self.count <= SYNC_BLOCKS_MAX:
             raise ValueError(f"a sync request asks for 1..{SYNC_BLOCKS_MAX} blocks from height 1")
+        if self.wait_ms > SYNC_WAIT_MS_MAX:
+            raise ValueError(f"a sync request waits at most {SYNC_WAIT_MS_MAX} ms")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ Changes (newest last; keep this list):
 - v1.1: `SubmitTask` waits for the node to reach the chain's tip before signing (no new types).
 - v1.2: `ProtocolSpec.timeout_ms` of PROTO_CONSENSUS/PROTO_COMMITTEE 3 s (the core retries failed
   round messages), PROTO_SYNC 10 s. No type changed.
+- v1.3: `StoreBlock.via` (how the block came, for metrics). `SyncRequest.wait_ms`: a sync request
+  may be answered up to that long after it arrived (the core holds it until it has the block).
 """
 
 from __future__ import annotations
@@ -364,10 +366,13 @@ class Execute:
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoreBlock:
     """Persist `block` and the state after it (`Store.append(block, state)`), synchronously and
-    durably, before executing the next action of this batch."""
+    durably, before executing the next action of this batch. `via` says how the block came (for
+    metrics only): "gossip", "sync", "poll" (a sync request the peer held until it had the
+    block), or "round" (this validator's own round)."""
 
     block: CertifiedBlock
     state: State
+    via: str = "round"
 
 
 class TaskPhase(enum.Enum):

@@ -202,7 +202,11 @@ class NodeMetrics:
         self.height = Gauge("posi_height", "height of the stored chain tip", registry=r)
         self.peers = Gauge("posi_peers", "connected peers", registry=r)
         self.blocks_stored = Counter(
-            "posi_blocks_stored", "blocks appended to the store", registry=r
+            "posi_blocks_stored",
+            "blocks appended to the store, by how they came (gossip, sync, poll: a held sync "
+            "request, round: this validator's own)",
+            ["via"],
+            registry=r,
         )
         self.store_seconds = Histogram(
             "posi_store_seconds",

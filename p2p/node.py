@@ -420,7 +420,7 @@ class _Shell:
         # Not abandoned on cancellation: a block the core acted on is stored before we stop.
         await trio.to_thread.run_sync(self.store.append, action.block, action.state)
         self.metrics.store_seconds.observe(time.perf_counter() - started)
-        self.metrics.blocks_stored.inc()
+        self.metrics.blocks_stored.labels(via=action.via).inc()
         header = action.block.block.header
         self.height = header.height
         self.tip_hash = header.hash()

@@ -297,6 +297,7 @@ def real(
     workers: int,
     out: pathlib.Path,
     open_tasks: int,
+    poll_blocks: bool = False,
     name: str = "real",
 ) -> dict[str, Any]:
     """Real py-libp2p peers: the 300-peer target, or (high rate) the throughput ceiling."""
@@ -307,7 +308,12 @@ def real(
         peers=peers,
         validators=4,
         workload=Workload(
-            tasks=tasks, rate_per_s=rate, tau=16, posters=4, open_tasks_max=open_tasks
+            tasks=tasks,
+            rate_per_s=rate,
+            tau=16,
+            posters=4,
+            open_tasks_max=open_tasks,
+            poll_blocks=poll_blocks,
         ),
         phases=Phases(liveness_bound_ms=600_000),
     )
@@ -360,6 +366,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="real, ceiling: validators start no task while this many are open "
         f"(default {OPEN_TASKS_MAX}, the node's)",
     )
+    p.add_argument(
+        "--poll-blocks",
+        action="store_true",
+        help="real, ceiling: peers the block gossip misses follow the chain by long poll",
+    )
     p.add_argument("--processes", type=int, default=SWEEP_PROCESSES)
 
 
@@ -396,6 +407,7 @@ def main_args(args: argparse.Namespace) -> int:
             workers=args.workers,
             out=out,
             open_tasks=args.open_tasks,
+            poll_blocks=args.poll_blocks,
         )
         return 0 if figures["report"]["completed"] == figures["report"]["planned"] else 1
     figures = real(
@@ -406,6 +418,7 @@ def main_args(args: argparse.Namespace) -> int:
         workers=args.workers,
         out=out,
         open_tasks=args.open_tasks,
+        poll_blocks=args.poll_blocks,
         name="ceiling",
     )
     _say(f"ceiling: {figures['throughput']['tasks_completed_per_minute']} tasks per minute")

@@ -72,6 +72,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="validators start no new task while this many are open; the rest queue "
         f"(default {OPEN_TASKS_MAX}, the node's)",
     )
+    p.add_argument(
+        "--poll-blocks",
+        action="store_true",
+        default=None,
+        help="peers the block gossip misses follow the chain by long poll (off by default: "
+        "at 300 real peers on two cores the faster blocks filled rosters past what the cores "
+        "carry; simnet/README.md)",
+    )
     p.add_argument("--jobs", help="job mix, comma-separated (echo,sha256,wc,sleep)")
     p.add_argument("--latency", help="deterministic: one-way latency, e.g. lognormal:20:0.4")
     p.add_argument("--loss", type=float, help="deterministic: base message loss")
@@ -159,6 +167,7 @@ def scenario_from_args(args: argparse.Namespace) -> Any:
         ("posters", "posters"),
         ("tau", "tau"),
         ("open_tasks", "open_tasks_max"),
+        ("poll_blocks", "poll_blocks"),
     ):
         if getattr(args, flag) is not None:
             wl[field] = getattr(args, flag)

@@ -268,6 +268,7 @@ class DeterministicRun:
             block_interval_ms=self.world.block_interval_ms,
             verify_policy=self.verify_policy,
             open_tasks_max=self.world.scenario.workload.open_tasks_max,
+            poll_blocks=self.world.scenario.workload.poll_blocks,
         )
         if self.shared is not None:
             return SimCore(
@@ -479,7 +480,7 @@ class DeterministicRun:
         peer.stored[header.height] = block_hash
         peer.last_state = action.state
         peer.last_commit = cb.commit
-        self.rec.stored(peer.spec.index, header.height, block_hash, self.sched.now_ms)
+        self.rec.stored(peer.spec.index, header.height, block_hash, self.sched.now_ms, action.via)
 
     def _task_event(self, peer: SimPeer, action: TaskEvent) -> None:
         self.rec.task_event(peer.spec.index, action)

@@ -69,6 +69,8 @@ class Recorder:
         self.store_times_ms: dict[int, array.array[int]] = collections.defaultdict(
             lambda: array.array("q")
         )
+        # ...and how each came (StoreBlock.via), in the same order
+        self.store_vias: dict[int, list[str]] = collections.defaultdict(list)
         self.peer_height: list[int] = [0] * len(honest)
         self.messages: collections.Counter[str] = collections.Counter()
         self.message_bytes: collections.Counter[str] = collections.Counter()
@@ -122,24 +124,33 @@ class Recorder:
             if attempt_text.isdigit() and len(rec.rejected) < DECISION_VALUES_MAX:
                 rec.rejected.add(int(attempt_text))
 
-    def stored(self, peer: int, height: int, block_hash: bytes, now_ms: int) -> None:
-        """Peer `peer` stored block `height` with hash `block_hash`."""
+    def stored(self, peer: int, height: int, block_hash: bytes, now_ms: int, via: str) -> None:
+        """Peer `peer` stored block `height` with hash `block_hash`, which came `via` gossip,
+        sync, poll or its own round (StoreBlock.via)."""
         seen = self.heights[height]
         seen[block_hash] = seen.get(block_hash, 0) + 1
         if height not in self.height_time_ms or now_ms < self.height_time_ms[height]:
             self.height_time_ms[height] = now_ms
         self.store_times_ms[height].append(now_ms)
+        self.store_vias[height].append(via)
         self.peer_height[peer] = max(self.peer_height[peer], height)
 
-    def propagation_ms(self) -> list[int]:
-        """How long after the first peer each peer stored a block, for the heights first stored
-        during the run (time 0 on: not while the swarm formed)."""
+    def propagation_ms(self, via: str | None = None) -> list[int]:
+        """How long after the first peer each peer stored a block (that came `via`, or any way),
+        for the heights first stored during the run (time 0 on: not while the swarm formed)."""
         delays: list[int] = []
         for height, times in self.store_times_ms.items():
             if self.height_time_ms.get(height, -1) >= 0:
                 first = min(times)
-                delays.extend(t - first for t in times)
+                vias = self.store_vias[height]
+                delays.extend(
+                    t - first for t, v in zip(times, vias, strict=True) if via in (None, v)
+                )
         return delays
+
+    def store_ways(self) -> list[str]:
+        """The ways blocks came (StoreBlock.via) in this run, sorted."""
+        return sorted({via for vias in self.store_vias.values() for via in vias})
 
     def result_ready(self, event: ResultReady) -> None:
         """A poster fetched and checked a task's output."""

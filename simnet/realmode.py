@@ -337,6 +337,7 @@ class Worker:
             verify_policy=self.verify_policy,
             task_timing=task_timing(self.setup.block_interval_ms),
             open_tasks_max=self.setup.scenario.workload.open_tasks_max,
+            poll_blocks=self.setup.scenario.workload.poll_blocks,
         )
         return SimCore(
             config,
@@ -524,7 +525,9 @@ class Worker:
         header = cb.block.header
         block_hash = header.hash()
         peer.last_state, peer.last_commit = action.state, cb.commit
-        self.obs.append(("stored", peer.spec.index, header.height, block_hash, self.now_ms()))
+        self.obs.append(
+            ("stored", peer.spec.index, header.height, block_hash, self.now_ms(), action.via)
+        )
         if header.height not in self.sent_heights:
             self.sent_heights.add(header.height)
             self.obs.append(("block", header.height, cb.encode()))
@@ -1047,8 +1050,8 @@ class Coordinator:
                 ):
                     self.closed.add(task_id)
             elif kind == "stored":
-                _, peer, height, block_hash, now = item
-                rec.stored(peer, height, block_hash, now - t0)
+                _, peer, height, block_hash, now, via = item
+                rec.stored(peer, height, block_hash, now - t0, via)
             elif kind == "block":
                 self.pending_blocks.setdefault(item[1], item[2])
                 self.follow()

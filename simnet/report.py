@@ -247,6 +247,14 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"  blocks stored after the first peer: p50 {spread['p50']} ms, p95 "
             f"{spread['p95']} ms, p99 {spread['p99']} ms"
         )
+        ways = report["chain"].get("propagation_ms_by_via", {})
+        if ways:
+            parts = ", ".join(
+                f"{via} {v['n']} (p50 {v['p50']} ms, p95 {v['p95']} ms)"
+                for via, v in ways.items()
+                if v.get("n")
+            )
+            lines.append(f"  blocks stored by way: {parts}")
     msgs = report.get("messages", {})
     if msgs:
         lines.append(

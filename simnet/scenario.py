@@ -24,6 +24,7 @@ File format (every table and key optional; the defaults are those of the datacla
     posters = 4
     tau = 16                     # expected committee weight of each task
     open_tasks_max = 256         # validators start no task while this many are open (they queue)
+    poll_blocks = false          # peers the block gossip misses follow the chain by long poll
     jobs = ["echo", "sha256", "sleep"]   # the mix, drawn per task (repeat a name to weight it)
 
     [byzantine]
@@ -108,6 +109,7 @@ class Workload:
     jobs: tuple[str, ...] = ("echo", "sha256")
     fee: int = 1_000
     open_tasks_max: int = OPEN_TASKS_MAX  # validators start no task past this many open ones
+    poll_blocks: bool = False  # peers follow the chain by long poll (p2p/roles/chain.py)
 
     def __post_init__(self) -> None:
         if not 0 <= self.tasks <= TASKS_MAX:
@@ -321,7 +323,16 @@ class Scenario:
         _keys(
             wl,
             "workload",
-            {"tasks", "rate_per_s", "posters", "tau", "jobs", "fee", "open_tasks_max"},
+            {
+                "tasks",
+                "rate_per_s",
+                "posters",
+                "tau",
+                "jobs",
+                "fee",
+                "open_tasks_max",
+                "poll_blocks",
+            },
         )
         w0 = Workload()
         workload = Workload(
@@ -332,6 +343,7 @@ class Scenario:
             jobs=tuple(_strings(wl, "jobs", w0.jobs, "workload")),
             fee=_get(wl, "fee", int, w0.fee, "workload"),
             open_tasks_max=_get(wl, "open_tasks_max", int, w0.open_tasks_max, "workload"),
+            poll_blocks=_get(wl, "poll_blocks", bool, w0.poll_blocks, "workload"),
         )
         bz = _table(doc, "byzantine")
         _keys(bz, "byzantine", {"stake", "policies", "validators"})

@@ -198,14 +198,16 @@ class SharedChainRole(ChainRole):
     def decode_block(self, data: bytes) -> CertifiedBlock:
         return self.shared.decode_block(data)
 
-    def _apply_one(self, cb: CertifiedBlock, sender: bytes | None, known: State | None) -> bool:
+    def _apply_one(
+        self, cb: CertifiedBlock, sender: bytes | None, known: State | None, via: str
+    ) -> bool:
         if known is not None:
-            return super()._apply_one(cb, sender, known)
+            return super()._apply_one(cb, sender, known, via)
         parent = self.s.state
         memo = self.shared.state_after(parent, cb)
         if memo is not None:
-            return super()._apply_one(cb, sender, memo)
-        ok = super()._apply_one(cb, sender, None)
+            return super()._apply_one(cb, sender, memo, via)
+        ok = super()._apply_one(cb, sender, None, via)
         if ok:
             self.shared.remember_state(parent.tip_hash, cb, self.s.state)
         return ok

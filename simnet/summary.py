@@ -142,6 +142,10 @@ def build_report(
             "end_ms": end_ms,
             "blocks_per_minute": round(60_000 * top / end_ms, 2) if end_ms else 0.0,
             "propagation_ms": percentiles(rec.propagation_ms()),
+            # the same by how the block came: gossip, sync, poll (a held sync request), round
+            "propagation_ms_by_via": {
+                via: percentiles(rec.propagation_ms(via)) for via in rec.store_ways()
+            },
         },
         "checks": {
             "safety": {"ok": not findings.safety, "violations": _listed(findings.safety)},

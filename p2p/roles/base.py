@@ -101,6 +101,7 @@ class CoreConfig:
     sync_interval_ms: int | None = None  # ask peers for blocks after this long without one
     submitters: int = 2  # roster members (by rank) that submit round certificates at once
     open_tasks_max: int = OPEN_TASKS_MAX  # validators: start no task past this many open ones
+    poll_blocks: bool = False  # follow the chain by long poll when gossip misses blocks (chain.py)
 
     def __post_init__(self) -> None:
         if type(self.identity) is not IdentityKey:

@@ -5,6 +5,14 @@ A block is applied only after its commit certificate verified against the genesi
 and the fold accepted it (`ledger.chain.accept_block`); then `StoreBlock` is emitted before
 anything else reacts to it. Blocks from the future (a gap after our tip) are kept (bounded) while
 a sync request fills the gap.
+
+With `CoreConfig.poll_blocks` (off by default; p2p/README.md says why), a node the block gossip
+misses (at 300 peers on two cores most operators' meshes held one peer, and two thirds of the peers
+got each block by sync, tens of seconds late) follows the chain by long poll: when a sync answer,
+not gossip, brought it to the tip, it asks the same peer for the next block at once with `wait_ms`,
+and that peer holds the request until it has the block (at most SYNC_HELD_MAX held at once). A poll
+that comes back empty (the peer had no block in time) or after gossip already delivered the block
+ends the polling; the periodic sync check picks it up again.
 """
 
 from __future__ import annotations
@@ -17,7 +25,14 @@ from ledger.block import CertifiedBlock, verify_commit
 from ledger.chain import accept_block
 from ledger.errors import DecodeError, LedgerError, SyncError
 from ledger.state import State
-from ledger.sync import SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, answer, validate_response
+from ledger.sync import (
+    SYNC_BLOCKS_MAX,
+    SYNC_WAIT_MS_MAX,
+    SyncRequest,
+    SyncResponse,
+    answer,
+    validate_response,
+)
 from p2p.events import (
     ACCEPT,
     PROTO_SYNC,
@@ -45,6 +60,10 @@ FUTURE_BLOCKS_MAX: Final = 16
 GAP_GRACE_MS: Final = 1000
 # Sync requests in flight at once (see `sync_now`).
 SYNC_IN_FLIGHT_MAX: Final = 2
+# Peers' sync requests held at once until we have the block they wait for (see the module
+# docstring); past it a request is answered at once. Each holds an inbound request slot of the
+# host (64 by default), so this leaves half of them to everything else.
+SYNC_HELD_MAX: Final = 32
 # Connected peers remembered as sync partners (the host keeps about 8; more is plenty).
 PEERS_MAX: Final = 1024
 # Penalties (points; the shell bans at 100): bytes that are not a block, or a block whose
@@ -66,6 +85,7 @@ class ChainRole:
         self.peers: dict[bytes, None] = {}
         self.syncing: set[int] = set()  # request ids of sync requests in flight
         self.gap_timers: set[int] = set()  # missing heights waiting out GAP_GRACE_MS
+        self.held: dict[int, SyncRequest] = {}  # peers' sync requests waiting for our next block
         # True once this node reached the network's tip at least once (a sync answer had nothing
         # beyond our tip, a gossiped block extended it directly, or our own round finalised it):
         # a poster signs with the account's nonce only then.
@@ -97,7 +117,15 @@ class ChainRole:
 
     def on_timer(self, key: tuple[object, ...]) -> None:
         """The periodic sync check (ask for blocks if none arrived for a while), and the end of
-        a gap's grace (ask the peer that showed the later block, if the gap is still there)."""
+        a gap's grace (ask the peer that showed the later block, if the gap is still there), and
+        the end of a held sync request's wait (answer it with what we have)."""
+        if key[1] == "held":
+            request_id = key[2]
+            assert isinstance(request_id, int)
+            request = self.held.pop(request_id, None)
+            if request is not None:
+                self._answer_sync(request_id, request)
+            return
         if key[1] == "gap":
             _, _, missing, sender = key
             assert isinstance(missing, int)
@@ -168,7 +196,7 @@ class ChainRole:
         if height <= tip:
             return
         if height == tip + 1:
-            if self.apply(cb, sender) and not self.future:
+            if self.apply(cb, sender, via="gossip") and not self.future:
                 self.caught_up = True
             return
         if len(self.future) < FUTURE_BLOCKS_MAX or height < max(self.future):
@@ -187,22 +215,35 @@ class ChainRole:
 
     # --- applying ----------------------------------------------------------------------------
 
-    def apply(self, cb: CertifiedBlock, sender: bytes | None, known: State | None = None) -> bool:
+    def apply(
+        self,
+        cb: CertifiedBlock,
+        sender: bytes | None,
+        known: State | None = None,
+        via: str = "round",
+    ) -> bool:
         """Apply the next block (its certificate and fold checked, unless `known` is the state a
         validator already computed for it), store it, tell the roles, then apply any buffered
-        successors. Returns False (and penalises `sender`) if the block is invalid."""
-        if not self._apply_one(cb, sender, known):
+        successors (gossiped) and answer the sync requests held for them. `via` says how the
+        block came (StoreBlock.via). Returns False (and penalises `sender`) if the block is
+        invalid."""
+        if not self._apply_one(cb, sender, known, via):
             return False
         while True:
             nxt = self.future.pop(self.s.state.height + 1, None)
             for height in [h for h in self.future if h <= self.s.state.height]:
                 del self.future[height]
-            if nxt is None:
-                return True
-            if not self._apply_one(nxt[0], nxt[1], None):
-                return True
+            if nxt is None or not self._apply_one(nxt[0], nxt[1], None, "gossip"):
+                break
+        for request_id, request in list(self.held.items()):
+            if request.first <= self.s.state.height:
+                del self.held[request_id]
+                self._answer_sync(request_id, request)
+        return True
 
-    def _apply_one(self, cb: CertifiedBlock, sender: bytes | None, known: State | None) -> bool:
+    def _apply_one(
+        self, cb: CertifiedBlock, sender: bytes | None, known: State | None, via: str
+    ) -> bool:
         old = self.s.state
         if known is None:
             try:
@@ -216,7 +257,7 @@ class ChainRole:
             new = known
         self.s.state = new
         self.s.tip_commit = cb.commit
-        self.s.emit(StoreBlock(cb, new))
+        self.s.emit(StoreBlock(cb, new, via))
         self.recent.append(cb)
         self.last_progress_ms = self.s.now_ms
         self.on_block(cb, old, new)
@@ -248,16 +289,18 @@ class ChainRole:
         self._rotation += 1
         return candidates[self._rotation % len(candidates)]
 
-    def sync_now(self, hint: bytes | None) -> None:
+    def sync_now(self, hint: bytes | None, wait_ms: int = 0) -> None:
         """Ask a peer (the hint, else a connected peer, else a validator) for the blocks after our
-        tip. At most SYNC_IN_FLIGHT_MAX requests are out at once: a peer that showed us a newer
-        block gets asked even while a request to a silent peer waits for its timeout."""
+        tip; with `wait_ms`, the peer may hold the request that long for the next block (a long
+        poll, see the module docstring). At most SYNC_IN_FLIGHT_MAX requests are out at once: a
+        peer that showed us a newer block gets asked even while a request to a silent peer waits
+        for its timeout."""
         if len(self.syncing) >= SYNC_IN_FLIGHT_MAX:
             return
         peer = self._pick_peer(hint)
         if peer is None:
             return
-        request = SyncRequest(self.s.state.height + 1, SYNC_BLOCKS_MAX)
+        request = SyncRequest(self.s.state.height + 1, SYNC_BLOCKS_MAX, wait_ms)
         request_id = 0
 
         def on_answer(ans: Answer) -> None:
@@ -295,25 +338,42 @@ class ChainRole:
         except SyncError as exc:
             self.s.penalise(peer, "invalid-sync", PENALTY_INVALID_BLOCK, str(exc))
             return
+        via = "poll" if request.wait_ms else "sync"
+        applied = 0
         for cb in blocks:
             if cb.block.header.height != self.s.state.height + 1:
                 continue  # applied meanwhile (a buffered successor)
-            if not self.apply(cb, peer):
+            if not self.apply(cb, peer, via=via):
                 return
+            applied += 1
         if response.tip_height <= self.s.state.height:
             self.caught_up = True
+            if applied and self.s.config.poll_blocks:
+                # This answer, not gossip, brought us to the tip: wait for the next block at
+                # the same peer (see the module docstring).
+                wait = min(SYNC_WAIT_MS_MAX, 2 * self.s.config.block_interval_ms)
+                self.sync_now(peer, wait)
         elif blocks:
             self.sync_now(peer)
 
     # --- sync (server) -----------------------------------------------------------------------
 
     def serve(self, event: RequestReceived) -> None:
-        """Answer a SyncRequest from the recent window or the archive."""
+        """Answer a SyncRequest from the recent window or the archive; one that waits for our
+        next block is held until we have it or its wait ends (SYNC_HELD_MAX at once)."""
         try:
             request = SyncRequest.decode(event.data)
         except DecodeError:  # the error frame carries the reason; the shell logs refusals
             self.s.emit(Respond(event.request_id, error="malformed", penalty=PENALTY_MALFORMED))
             return
+        waits = request.wait_ms > 0 and request.first == self.s.state.height + 1
+        if waits and len(self.held) < SYNC_HELD_MAX:
+            self.held[event.request_id] = request
+            self.s.timer(("chain", "held", event.request_id), request.wait_ms)
+            return
+        self._answer_sync(event.request_id, request)
+
+    def _answer_sync(self, request_id: int, request: SyncRequest) -> None:
         tip = self.s.state.height
         last = min(request.first + request.count - 1, tip)
         blocks: list[CertifiedBlock] = []
@@ -324,6 +384,6 @@ class ChainRole:
             elif self.s.archive is not None:
                 blocks = list(self.s.archive.blocks(request.first, last))
             else:
-                self.s.emit(Respond(event.request_id, error="pruned", penalty=0))
+                self.s.emit(Respond(request_id, error="pruned", penalty=0))
                 return
-        self.s.emit(Respond(event.request_id, data=answer(request, tip, blocks).encode()))
+        self.s.emit(Respond(request_id, data=answer(request, tip, blocks).encode()))

@@ -18,7 +18,7 @@ from ledger.errors import DecodeError, MalformedPayload
 from ledger.genesis import Genesis
 from ledger.proofs import RecordProof, make_proof
 from ledger.state import KEY_TYPES, operator_key
-from ledger.sync import SyncRequest, SyncResponse
+from ledger.sync import SYNC_WAIT_MS_MAX, SyncRequest, SyncResponse
 from ledger.tx import PAYLOAD_TYPES, PostTask, Transaction, Transfer, TxKind
 
 TYPES: list[type[Record]] = [
@@ -103,6 +103,9 @@ def test_sync_request_bounds() -> None:
     with pytest.raises(ValueError, match="sync request"):
         SyncRequest(1, 0)
     with pytest.raises(DecodeError):
-        SyncRequest.decode(b"\x92\x00\x01")  # height 0
+        SyncRequest.decode(b"\x93\x00\x01\x00")  # height 0
     with pytest.raises(DecodeError):
-        SyncRequest.decode(b"\x92\x01\xcc\xff")  # 255 blocks
+        SyncRequest.decode(b"\x93\x01\xcc\xff\x00")  # 255 blocks
+    with pytest.raises(DecodeError, match="waits at most"):
+        SyncRequest.decode(b"\x93\x01\x01\xcd\x13\x89")  # 5001 ms
+    assert SyncRequest.decode(b"\x93\x01\x01\xcd\x13\x88") == SyncRequest(1, 1, SYNC_WAIT_MS_MAX)

@@ -14,12 +14,12 @@ from ledger.devnet import DevChain, DevNet
 from ledger.errors import InvalidCredential, MalformedPayload
 from ledger.signing import IdentityKey
 from ledger.state import State, genesis_state
-from ledger.sync import SyncRequest, SyncResponse
+from ledger.sync import SYNC_WAIT_MS_MAX, SyncRequest, SyncResponse
 from ledger.tx import Credential, PostTask, Transaction, Transfer, TxKind, sign_transaction
 from p2p import events as ev
 from p2p.admission import admit, hold_back_tasks, member_priority, open_tasks
 from p2p.core import CoreConfig, CoreConfigError, PeerCore
-from p2p.roles.chain import GAP_GRACE_MS
+from p2p.roles.chain import GAP_GRACE_MS, SYNC_HELD_MAX
 from p2p.wire import ConsensusMessage
 from tests.p2p.core_support import job
 
@@ -39,8 +39,11 @@ def validator_core() -> PeerCore:
     )
 
 
-def follower_core(state: State = GENESIS, commit: object = None) -> PeerCore:
-    return PeerCore(CoreConfig(USER), state=state, tip_commit=commit)  # type: ignore[arg-type]
+def follower_core(
+    state: State = GENESIS, commit: object = None, *, poll_blocks: bool = False
+) -> PeerCore:
+    config = CoreConfig(USER, poll_blocks=poll_blocks)
+    return PeerCore(config, state=state, tip_commit=commit)  # type: ignore[arg-type]
 
 
 def operator_core(index: int = 0) -> PeerCore:
@@ -270,6 +273,88 @@ def test_a_one_block_gap_waits_for_gossip_before_syncing() -> None:
         blocks[1], block=dataclasses.replace(blocks[1].block, header=header)
     )
     assert isinstance(core.validate_gossip(ev.TOPIC_BLOCKS, PEER, other.encode()), ev.Ignore)
+
+
+def test_a_node_the_gossip_misses_follows_the_chain_by_long_poll() -> None:
+    blocks = dev_blocks(5)
+    core = follower_core(poll_blocks=True)
+    wait = min(SYNC_WAIT_MS_MAX, 2 * core.config.block_interval_ms)
+    core.handle(ev.PeerConnected(0, PEER))
+    (ask,) = _of(core.handle(ev.Started(0)), ev.Request)
+    assert SyncRequest.decode(ask.data) == SyncRequest(1, 64)  # the first ask does not wait
+    # Sync, not gossip, brought us to the tip: ask the same peer for the next block, waiting.
+    answer = SyncResponse(2, (blocks[0], blocks[1])).encode()
+    actions = core.handle(ev.ResponseReceived(1, ask.request_id, answer))
+    assert [a.via for a in _of(actions, ev.StoreBlock)] == ["sync", "sync"]
+    (poll,) = _of(actions, ev.Request)
+    assert (poll.peer, SyncRequest.decode(poll.data)) == (PEER, SyncRequest(3, 64, wait))
+    # The peer answers when it has block 3: stored, and the next poll goes out.
+    actions = core.handle(
+        ev.ResponseReceived(2, poll.request_id, SyncResponse(3, (blocks[2],)).encode())
+    )
+    assert [a.via for a in _of(actions, ev.StoreBlock)] == ["poll"]
+    (poll,) = _of(actions, ev.Request)
+    assert SyncRequest.decode(poll.data) == SyncRequest(4, 64, wait)
+    # Gossip brings block 4 before the poll's answer: gossip feeds us, the polling ends.
+    assert [a.via for a in _of(feed(core, blocks[3], 3), ev.StoreBlock)] == ["gossip"]
+    late = SyncResponse(4, (blocks[3],)).encode()
+    assert not _of(core.handle(ev.ResponseReceived(4, poll.request_id, late)), ev.Request)
+    # Periodic sync again (no block for a while); an empty answer to a poll ends it too.
+    (ask,) = _of(core.handle(ev.TimerFired(10_000, ("chain", "sync"))), ev.Request)
+    assert SyncRequest.decode(ask.data) == SyncRequest(5, 64)
+    answer = SyncResponse(5, (blocks[4],)).encode()
+    (poll,) = _of(core.handle(ev.ResponseReceived(10_001, ask.request_id, answer)), ev.Request)
+    empty = SyncResponse(5, ()).encode()
+    assert not core.handle(ev.ResponseReceived(15_001, poll.request_id, empty))
+    assert core.height == 5
+
+
+def test_without_poll_blocks_a_sync_answer_that_reaches_the_tip_asks_nothing_more() -> None:
+    blocks = dev_blocks(2)
+    core = follower_core()
+    core.handle(ev.PeerConnected(0, PEER))
+    (ask,) = _of(core.handle(ev.Started(0)), ev.Request)
+    answer = SyncResponse(2, (blocks[0], blocks[1])).encode()
+    actions = core.handle(ev.ResponseReceived(1, ask.request_id, answer))
+    assert [a.via for a in _of(actions, ev.StoreBlock)] == ["sync", "sync"]
+    assert not _of(actions, ev.Request)
+    assert core.height == 2
+
+
+def test_a_sync_request_that_waits_is_held_until_the_block_comes() -> None:
+    blocks = dev_blocks(3)
+    server = follower_core()
+    feed(server, blocks[0])
+    feed(server, blocks[1])
+
+    def ask(request_id: int, request: SyncRequest, now_ms: int = 1) -> list[ev.Action]:
+        return server.handle(
+            ev.RequestReceived(now_ms, request_id, PEER, ev.PROTO_SYNC, request.encode())
+        )
+
+    def answered(actions: list[ev.Action]) -> dict[int, tuple[int, int]]:
+        """request id -> (tip, heights sent) of each Respond."""
+        out = {}
+        for r in _of(actions, ev.Respond):
+            response = SyncResponse.decode(r.data)
+            out[r.request_id] = (response.tip_height, len(response.blocks))
+        return out
+
+    # A waiting request for a block we have is answered at once, like any other.
+    assert answered(ask(1, SyncRequest(2, 64, 4000))) == {1: (2, 1)}
+    # One for the next block is held: a timer, no answer...
+    (timer,) = _of(ask(2, SyncRequest(3, 64, 4000)), ev.StartTimer)
+    assert (timer.key, timer.delay_ms) == (("chain", "held", 2), 4000)
+    # ...until the block comes: then it is answered with it, and its timer finds nothing to do.
+    assert answered(feed(server, blocks[2], 2)) == {2: (3, 1)}
+    assert not server.handle(ev.TimerFired(4001, timer.key))
+    # A request whose wait ends first is answered with what we have (no block past our tip).
+    (timer,) = _of(ask(3, SyncRequest(4, 64, 1000), 5000), ev.StartTimer)
+    assert answered(server.handle(ev.TimerFired(6000, timer.key))) == {3: (3, 0)}
+    # At most SYNC_HELD_MAX are held; past it a request is answered at once.
+    for request_id in range(100, 100 + SYNC_HELD_MAX):
+        assert not answered(ask(request_id, SyncRequest(4, 64, 1000), 6000))
+    assert answered(ask(999, SyncRequest(4, 64, 1000), 6000)) == {999: (3, 0)}
 
 
 def test_forged_and_malformed_blocks_are_rejected() -> None:

@@ -126,8 +126,8 @@ async def test_store_block_is_durable_before_the_next_action(tmp_path: Path, net
             # Two blocks then a zero-delay timer in one batch: the timer's event must find both
             # blocks committed (another SQLite connection sees them).
             return [
-                ev.StoreBlock(first, states[1]),
-                ev.StoreBlock(second, states[2]),
+                ev.StoreBlock(first, states[1], "gossip"),
+                ev.StoreBlock(second, states[2], "sync"),
                 ev.StartTimer("after", 0),
             ]
         if isinstance(event, ev.TimerFired):
@@ -141,7 +141,8 @@ async def test_store_block_is_durable_before_the_next_action(tmp_path: Path, net
             await core.wait_for(lambda: bool(on_disk))
     assert isinstance(core.events[0], ev.Started)
     assert on_disk == [2]
-    assert metrics.blocks_stored._value.get() == 2
+    assert metrics.blocks_stored.labels(via="gossip")._value.get() == 1
+    assert metrics.blocks_stored.labels(via="sync")._value.get() == 1
     status = json.loads(config.status_path.read_text())
     assert status["height"] == 2
     assert status["tip_hash"] == second.block.header.hash().hex()

@@ -39,9 +39,9 @@ def _safety(
 def test_two_blocks_at_one_height_is_a_safety_violation() -> None:
     world = _world()
     rec = Recorder([True] * len(world.peers))
-    rec.stored(0, 1, b"\x01" * 32, 10)
-    rec.stored(1, 1, b"\x01" * 32, 11)
-    rec.stored(2, 1, b"\x02" * 32, 12)
+    rec.stored(0, 1, b"\x01" * 32, 10, "round")
+    rec.stored(1, 1, b"\x01" * 32, 11, "gossip")
+    rec.stored(2, 1, b"\x02" * 32, 12, "sync")
     found = _safety(world, rec)
     assert len(found.safety) == 1
     assert "height 1: 2 different blocks" in found.safety[0]
