@@ -88,13 +88,14 @@ def sign_commit(
 def round_seed(state: State, kind: RoundKind, subject: bytes) -> bytes | None:
     """The seed that credentials for the round must prove on in the *next* block, or None if
     the round takes no credentials then. A task's seed is fixed at the start of the block two
-    after the one that included it; from `state` (the parent) it is already computable when the
-    task was included one block ago. For external checks before proposing or voting."""
+    after the one that included it (or, drawn again, two after its empty window closed at
+    `draw_until`); from `state` (the parent) it is already computable one block earlier. For
+    external checks before proposing or voting."""
     if kind == RoundKind.TASK:
         task: Task | None = state.get(task_key(subject))  # type: ignore[assignment]
         if task is None:
             return None
-        if task.status == TaskStatus.SEEDING and task.posted_height + 1 == state.height:
+        if task.status == TaskStatus.SEEDING and task.seed_height() == state.height:
             return task_seed(subject, state.tip_hash)
         if task.status == TaskStatus.DRAWING and state.height + 1 < task.draw_until:
             return task.seed

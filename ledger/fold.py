@@ -88,7 +88,7 @@ from ledger.errors import (
     WrongParent,
     WrongPhase,
 )
-from ledger.genesis import BPS, CAPACITY_MAX
+from ledger.genesis import BPS, CAPACITY_MAX, ChainParams
 from ledger.merkle import merkle_root
 from ledger.state import (
     AGENDA_CHUNK,
@@ -757,10 +757,23 @@ def _event_close_task_draw(c: _Ctx, task_id: bytes) -> None:
     task: Task = c.get(task_key(task_id))
     if task.status != TaskStatus.DRAWING:
         return
-    if not task.roster:
-        _close_task(c, task_id, task, TaskStatus.FAILED)
-    else:
+    if task.roster:
         c.put(task_key(task_id), dataclasses.replace(task, status=TaskStatus.ELECTING))
+    elif c.height + 2 + c.params.credential_window_blocks <= _redraw_deadline(c.params, task):
+        # Nobody's credential landed: draw again on a new seed, the hash of the next block (fixed
+        # two blocks on, as at posting). `draw_until` keeps this window's end while the task
+        # seeds again: the new seed is computable once that block's successor is known
+        # (`chain.round_seed`).
+        c.put(task_key(task_id), dataclasses.replace(task, status=TaskStatus.SEEDING, seed=None))
+        c.schedule(c.height + 2, EventKind.SEED_TASK, task_id)
+    else:
+        _close_task(c, task_id, task, TaskStatus.FAILED)
+
+
+def _redraw_deadline(p: ChainParams, task: Task) -> int:
+    """The height by which a redrawn task's credential window must close: half its life, so the
+    round that follows has the other half."""
+    return task.posted_height + p.task_timeout_blocks // 2
 
 
 def _event_task_timeout(c: _Ctx, task_id: bytes) -> None:

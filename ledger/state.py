@@ -59,10 +59,12 @@ class KeyKind(enum.IntEnum):
 
 
 class TaskStatus(enum.IntEnum):
-    """SEEDING: waiting for the block after the one that included it (its hash seeds the draw).
-    DRAWING: credentials are accepted. ELECTING: the roster is fixed and runs the BFT round for an
-    executor. EXECUTING: the executor runs the job and the roster verifies. COMPLETED, FAILED (no
-    roster, or every attempt rejected) and EXPIRED (timeout) are closed."""
+    """SEEDING: waiting for the block after the one that included it (its hash seeds the draw),
+    or, after a credential window that no credential reached, for the block after that window
+    (a redraw). DRAWING: credentials are accepted. ELECTING: the roster is fixed and runs the BFT
+    round for an executor. EXECUTING: the executor runs the job and the roster verifies.
+    COMPLETED, FAILED (no roster and no time left to draw again, or every attempt rejected) and
+    EXPIRED (timeout) are closed."""
 
     SEEDING = 1
     DRAWING = 2
@@ -159,13 +161,20 @@ class Task(Record):
     posted_height: U64
     status: TaskStatus
     seed: Hash | None
-    draw_until: U64  # credentials are accepted in blocks below this height
+    # credentials are accepted in blocks below this height (0 before the first draw; while a
+    # redrawn task seeds again, the end of the empty window)
+    draw_until: U64
     total_stake: U64  # active stake when the seed was fixed (sortition's denominator)
     roster: Annotated[tuple[Member, ...], MaxItems(MEMBERS_MAX)]  # sorted by identity
     attempt: U8
     executor: PublicKeyBytes | None
     report_digest: Hash | None
     closed_height: U64 | None
+
+    def seed_height(self) -> int:
+        """The height of the block whose hash seeds the next draw (meaningful while SEEDING): the
+        block after the one that included the task, or after the empty window of a redraw."""
+        return (self.draw_until or self.posted_height) + 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

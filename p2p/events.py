@@ -35,6 +35,8 @@ Changes (newest last; keep this list):
   round messages), PROTO_SYNC 10 s. No type changed.
 - v1.3: `StoreBlock.via` (how the block came, for metrics). `SyncRequest.wait_ms`: a sync request
   may be answered up to that long after it arrived (the core holds it until it has the block).
+- v1.4: `TaskPhase.REDRAWN`: a task whose credential window closed empty is drawn again on a new
+  seed (ledger/README.md, "Tasks on the ledger").
 """
 
 from __future__ import annotations
@@ -381,6 +383,7 @@ class TaskPhase(enum.Enum):
     POSTED = "posted"  # this node signed and gossiped it
     INCLUDED = "included"  # a finalised block holds it
     SEED = "seed"  # its sortition seed is known
+    REDRAWN = "redrawn"  # no credential reached the window: the ledger draws it again (new seed)
     DRAWN = "drawn"  # this node was drawn (detail: weight) and sent its credential
     NOT_DRAWN = "not-drawn"  # this node was not drawn (detail: why)
     ROSTER = "roster"  # the ledger fixed the roster (detail: members, weight)

@@ -25,6 +25,7 @@ TIMELINE_PHASES: Final = (
     TaskPhase.POSTED,
     TaskPhase.INCLUDED,
     TaskPhase.SEED,
+    TaskPhase.REDRAWN,
     TaskPhase.DRAWN,
     TaskPhase.ROSTER,
     TaskPhase.EXECUTOR_CONFIRMED,
@@ -53,6 +54,7 @@ class TaskRecord:
     output_report: bytes | None = None
     rejected: set[int] = dataclasses.field(default_factory=set)  # attempts rejected
     drawn: int = 0  # peers that were drawn and sent a credential (compare with the roster)
+    redraws: int = 0  # credential windows that closed empty (its poster's REDRAWN events)
 
 
 class Recorder:
@@ -109,6 +111,8 @@ class Recorder:
             rec.phases[phase] = event.now_ms
         if event.phase is TaskPhase.DRAWN:
             rec.drawn += 1
+        elif event.phase is TaskPhase.REDRAWN:
+            rec.redraws += 1
         if not self.honest[peer]:
             return
         if event.phase is TaskPhase.EXECUTOR_CONFIRMED and event.detail.startswith("attempt "):

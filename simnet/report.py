@@ -233,7 +233,9 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"{report.get('scenario', {}).get('peers')} peers, "
         f"{report.get('scenario', {}).get('validators')} validators",
         f"  tasks: posted {tasks.get('posted')}, completed {tasks.get('completed')}, "
-        f"failed {tasks.get('failed')}, undecided {tasks.get('undecided')}",
+        f"failed {tasks.get('failed')}, expired {tasks.get('expired')}, "
+        f"undecided {tasks.get('undecided')}; drawn again after an empty window: "
+        f"{tasks.get('redrawn', 0)} ({tasks.get('redraws', 0)} windows)",
     ]
     for phase, v in report.get("latency_ms", {}).items():
         if v.get("n"):

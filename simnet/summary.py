@@ -123,6 +123,9 @@ def build_report(
             "not_posted": status.get("not-posted", 0),
             "why_not_completed": dict(sorted(failed_why.items())),
             "rejected_attempts": sum(len(r.rejected) for r in rec.tasks.values()),
+            # credential windows that closed empty, and the tasks drawn again after one
+            "redraws": sum(r.redraws for r in rec.tasks.values()),
+            "redrawn": sum(1 for r in rec.tasks.values() if r.redraws),
         },
         "latency_ms": {k: percentiles(v) for k, v in latency_samples(rec).items()},
         "phase_ms": {k: percentiles(v) for k, v in phase_samples(rec).items()},

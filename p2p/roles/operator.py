@@ -152,6 +152,7 @@ class _Slot:
     drawn: Drawn
     posted_height: int
     job_spec: bytes | None
+    window_end: int  # `draw_until` of the credential window this draw is for
     credentials: dict[bytes, tuple[bytes, int]] = dataclasses.field(default_factory=dict)
     # Co-members whose credential landed, by identity: their candidate priority (lower ranks
     # first), and the ones this node asked a connection to (`_connect_ahead`).
@@ -185,6 +186,9 @@ class OperatorRole:
             raise CoreMisuse("the operator role needs CoreConfig.vrf_key")
         self.vrf_key = vrf_key
         self.slots: dict[bytes, _Slot] = {}
+        # Tasks whose credential window closed empty in the last block: drawn again in this one,
+        # when the new seed is computable (`ledger.chain.round_seed`).
+        self.redraws: list[bytes] = []
         self.specs: collections.OrderedDict[bytes, tuple[int, bytes]] = collections.OrderedDict()
         self.why_not: collections.OrderedDict[bytes, str] = collections.OrderedDict()
         self.kept: collections.OrderedDict[tuple[bytes, int], _Kept] = collections.OrderedDict()
@@ -239,7 +243,12 @@ class OperatorRole:
                         landed[slot.task_id] = slot
         for slot in landed.values():
             self._connect_ahead(slot)
-        # Seeds computable now: tasks posted in the previous block.
+        # Seeds computable now: tasks redrawn in the previous block, and tasks posted in it.
+        redraws, self.redraws = self.redraws, []
+        for task_id in redraws if live else ():
+            task = new.task(task_id)
+            if task is not None:
+                self._draw(task_id, task.posted_height)
         for task_id, (posted, _) in list(self.specs.items()):
             if posted == height - 1 and live:
                 self._draw(task_id, posted)
@@ -254,6 +263,9 @@ class OperatorRole:
             slot = self.slots.get(task_id)
             if slot is not None:
                 self._task_changed(slot, new)
+            task = new.task(task_id)
+            if task is not None and task.status == TaskStatus.SEEDING and task.draw_until:
+                self.redraws.append(task_id)  # its window closed empty (ledger/README.md)
 
     def _connect_ahead(self, slot: _Slot) -> None:
         """Ask for connections to the co-members this node will talk to, while the credential
@@ -287,22 +299,30 @@ class OperatorRole:
             self.s.log(LogLevel.WARNING, "too-many-rounds", task_id.hex()[:16])
             return
         spec = self.specs.get(task_id)
-        slot = _Slot(task_id, result, posted, None if spec is None else spec[1])
+        task = state.task(task_id)
+        assert task is not None  # draw_task drew on it
+        window_end = task.draw_until
+        if task.status == TaskStatus.SEEDING:  # the seed is fixed in the next block
+            window_end = task.seed_height() + 1 + state.params.credential_window_blocks
+        slot = _Slot(task_id, result, posted, None if spec is None else spec[1], window_end)
         self.slots[task_id] = slot
         self._remember_why(task_id, f"drawn with weight {result.weight}")
         self.s.task_event(task_id, TaskPhase.DRAWN, f"weight {result.weight}")
         body = self.s.policy.credential(
             Credential(RoundKind.TASK, task_id, result.proof, result.weight)
         )
-        me = self.s.me
+        me, seed = self.s.me, result.seed
 
-        def needed(st: State) -> bool:
+        def needed(st: State) -> bool:  # while this draw's window is (about to be) open
             task = st.task(task_id)
+            if task is None or any(m.identity == me for m in task.roster):
+                return False
+            if task.status == TaskStatus.SEEDING:
+                return task.draw_until < window_end  # this window is still to come
             return (
-                task is not None
-                and task.status in (TaskStatus.SEEDING, TaskStatus.DRAWING)
-                and all(m.identity != me for m in task.roster)
-                and (task.status == TaskStatus.SEEDING or st.height + 1 < task.draw_until)
+                task.status == TaskStatus.DRAWING
+                and task.seed == seed
+                and st.height + 1 < task.draw_until == window_end
             )
 
         def ready(st: State) -> bool:  # the next block takes credentials for this round
@@ -328,6 +348,13 @@ class OperatorRole:
                 self.s.task_event(slot.task_id, TaskPhase.EXPIRED)
             else:
                 self.s.task_event(slot.task_id, TaskPhase.FAILED, "closed by the ledger")
+            del self.slots[slot.task_id]
+            return
+        if task.status == TaskStatus.SEEDING and task.draw_until >= slot.window_end:
+            # No credential reached the window (ours neither): the ledger draws the task again,
+            # and this node draws on the new seed like everyone else.
+            self._remember_why(slot.task_id, "drawn, but the window closed empty: drawn again")
+            self.s.task_event(slot.task_id, TaskPhase.NOT_DRAWN, "window closed empty")
             del self.slots[slot.task_id]
             return
         if task.status in (TaskStatus.DRAWING, TaskStatus.SEEDING):

@@ -190,6 +190,9 @@ class PosterRole:
             self.s.task_event(f.task_id, TaskPhase.INCLUDED, f"height {task.posted_height}")
         if task.status == TaskStatus.DRAWING and previous in (None, TaskStatus.SEEDING):
             self.s.task_event(f.task_id, TaskPhase.SEED, task.seed.hex() if task.seed else "")
+        elif task.status == TaskStatus.SEEDING and previous == TaskStatus.DRAWING:
+            detail = f"no credential by height {task.draw_until}; new seed at {task.seed_height()}"
+            self.s.task_event(f.task_id, TaskPhase.REDRAWN, detail)
         elif task.status == TaskStatus.ELECTING:
             self.s.task_event(
                 f.task_id, TaskPhase.ROSTER, f"{len(task.roster)} members, attempt {task.attempt}"

@@ -350,6 +350,51 @@ def test_task_without_roster_fails_and_refunds(chain: DevChain) -> None:
     assert balance(chain, chain.net.users[0].public) == DEV_BALANCE
 
 
+def test_an_empty_window_draws_again_on_a_new_seed_until_half_the_task_life() -> None:
+    # window 2, life 24: windows may close by posted + 12
+    params = dataclasses.replace(TEST_PARAMS, task_timeout_blocks=24, unbonding_blocks=30)
+    ch = DevChain(DevNet.create(validators=4, operators=5, users=4, params=params))
+    tid = post(ch, fee=500)
+    posted = ch.state.height
+    windows = []  # (height the seed was computable at, seed, window end)
+    while ch.state.task(tid).status in (TaskStatus.SEEDING, TaskStatus.DRAWING):
+        seed = round_seed(ch.state, RoundKind.TASK, tid)
+        if ch.state.task(tid).status == TaskStatus.SEEDING and seed is not None:
+            at, block_hash = ch.state.height, ch.state.tip_hash
+            ch.extend([])
+            task = ch.state.task(tid)
+            assert task.seed == seed == task_seed(tid, block_hash)
+            windows.append((at - posted, task.draw_until - posted))
+        else:
+            ch.extend([])
+    assert windows == [(1, 4), (5, 8), (9, 12)]  # each seed from the block after the last window
+    task = ch.state.task(tid)
+    assert (task.status, task.escrow, ch.state.height - posted) == (TaskStatus.FAILED, 0, 12)
+    assert balance(ch, ch.net.users[0].public) == DEV_BALANCE
+
+
+def test_a_redrawn_task_takes_credentials_on_its_new_seed_only() -> None:
+    params = dataclasses.replace(TEST_PARAMS, task_timeout_blocks=24, unbonding_blocks=30)
+    ch = DevChain(DevNet.create(validators=4, operators=5, users=4, params=params))
+    tid = post(ch)
+    run_until(ch, lambda s: round_seed(s, RoundKind.TASK, tid) is not None)
+    old = round_seed(ch.state, RoundKind.TASK, tid)
+    run_until(ch, lambda s: s.task(tid).draw_until and s.task(tid).status == TaskStatus.SEEDING)
+    run_until(ch, lambda s: round_seed(s, RoundKind.TASK, tid) is not None)
+    new = round_seed(ch.state, RoundKind.TASK, tid)
+    assert new is not None
+    assert new != old
+    ops = ch.net.operators
+    ch.extend([])
+    rejects(ch, ch.credential(ops[0], RoundKind.TASK, tid, old), E.InvalidCredential)
+    ch.extend([ch.credential(ops[1], RoundKind.TASK, tid, new, weight=2)])
+    run_until(ch, lambda s: s.task(tid).status != TaskStatus.DRAWING)
+    task = ch.state.task(tid)
+    assert task.status == TaskStatus.ELECTING
+    assert [(m.identity, m.weight) for m in task.roster] == [(ops[1].identity.public, 2)]
+    check_invariants(ch.state)
+
+
 def test_accepted_result_pays_by_the_escrow_rule(chain: DevChain) -> None:
     ops = chain.net.operators
     tid = post(chain, fee=1001)

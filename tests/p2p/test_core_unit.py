@@ -13,7 +13,7 @@ from ledger.block import CertifiedBlock, verify_commit
 from ledger.devnet import DevChain, DevNet
 from ledger.errors import InvalidCredential, MalformedPayload
 from ledger.signing import IdentityKey
-from ledger.state import State, genesis_state
+from ledger.state import State, TaskStatus, genesis_state
 from ledger.sync import SYNC_WAIT_MS_MAX, SyncRequest, SyncResponse
 from ledger.tx import Credential, PostTask, Transaction, Transfer, TxKind, sign_transaction
 from p2p import events as ev
@@ -463,6 +463,40 @@ def test_an_operator_draws_once_the_seed_is_known_and_sends_an_admissible_creden
     assert NET.operators[0].identity.public in {
         m.identity for m in chain.state.task(task_id).roster
     }  # type: ignore[union-attr]
+
+
+def _credentials(actions: list[ev.Action]) -> list[Transaction]:
+    txs = [
+        Transaction.decode(r.data) for r in _of(actions, ev.Request) if r.protocol == ev.PROTO_TX
+    ]
+    return [tx for tx in txs if tx.kind == TxKind.CREDENTIAL]
+
+
+def test_an_operator_draws_again_on_the_new_seed_when_a_window_closed_empty() -> None:
+    chain, task_id, blocks = _posted_chain()
+    core = operator_core(0)
+    core.handle(ev.Started(0))
+    feed(core, blocks[0])
+    (first,) = _credentials(feed(core, blocks[1]))
+    # The blocks leave the credential out until the window closes empty: the task seeds again.
+    for _ in range(NET.genesis.params.credential_window_blocks + 1):
+        actions = feed(core, chain.extend())
+    task = chain.state.task(task_id)
+    assert task is not None
+    assert (task.status, bool(task.draw_until)) == (TaskStatus.SEEDING, True)
+    assert not _credentials(actions)  # the old proof is not sent again
+    assert core.why(task_id) == "drawn, but the window closed empty: drawn again"
+    # One block later the new seed is computable: the operator draws on it.
+    (again,) = _credentials(feed(core, chain.extend()))
+    body, old = again.body(), first.body()
+    assert isinstance(body, Credential)
+    assert isinstance(old, Credential)
+    assert body.vrf_proof != old.vrf_proof
+    admit(chain.state, again)
+    chain.extend([])  # the seed is fixed; the credential lands in the block after
+    chain.extend([again])
+    roster = chain.state.task(task_id).roster  # type: ignore[union-attr]
+    assert NET.operators[0].identity.public in {m.identity for m in roster}
 
 
 def test_drawn_operators_connect_ahead_to_the_likely_proposers_and_these_to_everyone() -> None:

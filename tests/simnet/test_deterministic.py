@@ -82,6 +82,21 @@ def test_validators_queue_tasks_past_the_open_tasks_max_and_still_decide_them_al
     assert report["scenario"]["workload"]["open_tasks_max"] == 1
 
 
+def test_tasks_whose_window_closes_empty_are_drawn_again_and_complete() -> None:
+    # tau 1: about a third of the draws find nobody (e^-1), so some windows close empty.
+    wl = Workload(tasks=6, rate_per_s=2.0, tau=1, jobs=("echo",))
+    run = DeterministicRun(small(seed=1, workload=wl))
+    report, _ = run.run("x")
+    assert report["result"] == "ok", report["checks"]
+    tasks = report["tasks"]
+    assert tasks["redrawn"] > 0
+    assert tasks["redraws"] >= tasks["redrawn"]
+    assert tasks["completed"] == 6
+    # A redrawn task got a second seed: it reached its roster after its REDRAWN event.
+    redrawn = [r for r in run.rec.tasks.values() if r.redraws]
+    assert all(r.phases["redrawn"] < r.phases["roster"] for r in redrawn)
+
+
 def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
     a, _ = DeterministicRun(small(seed=11)).run("x")
     b, _ = DeterministicRun(small(seed=11)).run("x")
