@@ -307,6 +307,7 @@ class Round:
         self.my_value: bytes | None = None
         self.rejected: list[int] = []  # executors rejected in earlier attempts, in order
         self.verdicts: dict[bytes, tuple[bool, RejectReason]] = {}  # this attempt's, by report
+        self.asked: set[bytes] = set()  # reports of this attempt we asked verdicts on
         self.history: dict[bytes, QuorumCertificate] = {}  # decided contexts -> decision
         self.replies: dict[tuple[bytes, int], int] = {}
         self.cache: set[UnverifiedVote] = set()
@@ -410,6 +411,15 @@ class Round:
             out = self._propose()  # the collection window (or the executor's deadline) ended
             if out:
                 return out
+            if ag.stage is _Stage.RESULT and ag.view > 0 and ag.extended is not Phase.PROPOSE:
+                # Still verifying the executor's report (see _own_value): wait once for the
+                # verdict rather than propose to reject an executor whose report we may be about
+                # to accept; half of what is left of the members' proposal timeout, so that a
+                # rejection proposed after the wait still reaches them in this view (a longer
+                # wait livelocked a withholding executor's task through every view).
+                ag.extended = Phase.PROPOSE
+                timing = self.config.timing
+                return [self._timer((timing.propose_ms - timing.collect_ms) // 2)]
         silent = ag.stage is _Stage.RESULT and ag.view == 0 and ag.proposal is None
         return self._start_view_change(
             ag.view + 1, RejectReason.SILENT if silent else RejectReason.NONE
@@ -439,6 +449,14 @@ class Round:
         if ag.pending is not None and ag.pending.vote.value == event.report:
             proposal, ag.pending = ag.pending, None
             return self._consider(proposal, None)
+        if (
+            self.phase is Phase.PROPOSE
+            and ag.view > 0
+            and ag.proposer(ag.view) == self.me
+            and ag.proposed is None
+            and ag.extended is Phase.PROPOSE
+        ):
+            return self._propose()  # the verdict this view's proposer waited for (_own_value)
         if (
             self.phase is Phase.PROPOSE
             and ag.view == 0
@@ -557,6 +575,8 @@ class Round:
             gate = self._gate(vote.value, vote.view, ag.proposer(vote.view))
             if gate is None:
                 ag.pending = p
+                if len(self.asked) < VERDICTS_PER_ATTEMPT_MAX:
+                    self.asked.add(vote.value)
                 executor = self.membership.members[ag.proposers[0]].identity
                 return [NeedVerdict(ag.attempt, vote.value, executor)]
             if gate is not True:
@@ -744,8 +764,8 @@ class Round:
         out: list[Action] = [StartTimer(ag.index, view, Phase.PROPOSE, timing.scaled(base, view))]
         if proposer and (view == 0 or len(ag.new_views.get(view, {})) == len(self.membership)):
             proposed = self._propose()
-            if proposed or (view == 0 and ag.stage is _Stage.RESULT):
-                return out + proposed
+            if proposed or (ag.stage is _Stage.RESULT and (view == 0 or self._verifying())):
+                return out + proposed  # (the collection timer decides whether to wait)
             return out + self._start_view_change(view + 1, RejectReason.CANNOT_EXECUTE)
         return out
 
@@ -779,7 +799,19 @@ class Round:
                 return accepted[0]
             rejected = any(not ok for ok, _ in self.verdicts.values())
             return executor if rejected else None  # the executor gives up, or is still running
-        return accepted[0] if accepted else executor
+        if accepted:
+            return accepted[0]
+        if self._verifying() and ag.extended is not Phase.PROPOSE:
+            # A later view's proposer that is still verifying the report (fetching it, or
+            # re-running the job) waits once for its verdict before proposing the rejection: on
+            # overloaded machines verification outlasts view 0, and rejecting then slashes an
+            # honest executor (300 real peers with Docker jobs: 21 rejected attempts in 50 tasks).
+            return None
+        return executor
+
+    def _verifying(self) -> bool:
+        """A verdict this node asked for in this attempt has not come yet."""
+        return any(report not in self.verdicts for report in self.asked)
 
     # --- decisions and the task lifecycle
 
@@ -813,6 +845,7 @@ class Round:
         if attempt >= self.config.attempts_max or not self._candidates(attempt):
             return out + self._finish(GiveUp(ag.attempt, "no candidate or attempt left"))
         self.verdicts = {}
+        self.asked = set()
         self.ag = self._agreement(_Stage.EXECUTOR, attempt, cert.certificate)
         return out + self._enter_view(0, None)
 

@@ -377,3 +377,59 @@ def test_new_view_resends_go_to_every_member_and_wait_twice_as_long_each_time() 
         actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))
     (timer,) = [a for a in actions if isinstance(a, StartTimer)]
     assert timer.duration_ms == base << BACKOFF_VIEWS_MAX
+
+
+def _result_view_one_with_verdicts_pending() -> Cluster:
+    """m0 executed and proposed its report; the others are still verifying it (their verdicts
+    are not in) when view 0 times out: every member moves to view 1, whose proposer is m1."""
+    c = fresh()
+    c.start()
+    c.deliver()  # m0 is the executor
+    c.handle(0, LocalVerdict(0, report_value(0), True))
+    c.deliver()
+    assert sorted(i for i, _ in c.needs) == [1, 2, 3]
+    c.pending.clear()
+    for i in (1, 2, 3):
+        c.fire(i)
+    c.fire(0)  # m0 prepared its own report: a live view waits once more...
+    c.fire(0)  # ...then changes
+    c.deliver(lambda p: not isinstance(decode_message(p.data)[1], Proposal))
+    r = c.rounds[ME]
+    assert (r.view, r.phase, r.ag.proposer(1)) == (1, Phase.PROPOSE, ME)
+    return c
+
+
+def _proposals(actions: list[Action]) -> list[bytes]:
+    out = []
+    for a in actions:
+        if isinstance(a, Broadcast):
+            _, m = decode_message(a.data)
+            if isinstance(m, Proposal):
+                out.append(m.vote.value)
+    return out
+
+
+def test_a_later_proposer_still_verifying_waits_once_for_its_verdict_then_proposes_it() -> None:
+    c = _result_view_one_with_verdicts_pending()
+    r = c.rounds[ME]
+    # Its collection window ends: no rejection of the executor while its own check runs.
+    actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))
+    assert _proposals(actions) == []
+    (wait,) = [a for a in actions if isinstance(a, StartTimer)]
+    timing = r.config.timing
+    assert wait.duration_ms == timing.scaled((timing.propose_ms - timing.collect_ms) // 2, 1)
+    # The verdict comes (the report checks out): m1 proposes the report, and it is certified.
+    actions = c.handle(ME, LocalVerdict(0, report_value(0), True))
+    assert _proposals(actions) == [report_value(0)]
+    c.deliver()
+    c.answer_needs()
+    c.deliver()
+    assert [d.value for d in c.decisions[ME]][-1] == report_value(0)
+
+
+def test_a_later_proposer_whose_verdict_does_not_come_proposes_the_rejection() -> None:
+    c = _result_view_one_with_verdicts_pending()
+    r = c.rounds[ME]
+    c.handle(ME, TimerFired(r.instance, r.view, r.phase))  # waits once...
+    actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))  # ...and no more
+    assert _proposals(actions) == [c.keys[0].public]  # reject the executor
