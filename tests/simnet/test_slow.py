@@ -39,8 +39,9 @@ def test_two_thousand_peers_with_faults_and_byzantine_stake() -> None:
     assert report["tasks"]["completed"] + report["tasks"]["failed"] >= 38
 
 
-# The sweep takes about 31 minutes on 2 cores: above the suite's 10-minute limit per test.
-@pytest.mark.timeout(3600)
+# The sweep took 31 to 59 minutes on the shared 2-core machine (0.18-0.35 s per seed on two
+# processes): above the suite's 10-minute limit per test, so it has its own.
+@pytest.mark.timeout(4800)
 def test_ten_thousand_seeds_under_twenty_percent_byzantine_stake(tmp_path: Path) -> None:
     # the default parameters: committee size DEFAULT_TAU, the ledger's windows and timeouts
     figures = bench.seeds(SEEDS, 0, stake=0.2, tau=DEFAULT_TAU, out=tmp_path)
