@@ -191,7 +191,8 @@ class PosterRole:
         if task.status == TaskStatus.DRAWING and previous in (None, TaskStatus.SEEDING):
             self.s.task_event(f.task_id, TaskPhase.SEED, task.seed.hex() if task.seed else "")
         elif task.status == TaskStatus.SEEDING and previous == TaskStatus.DRAWING:
-            detail = f"no credential by height {task.draw_until}; new seed at {task.seed_height()}"
+            window, block = task.draw_until, task.seed_height()
+            detail = f"no credential by height {window}; new seed from block {block}"
             self.s.task_event(f.task_id, TaskPhase.REDRAWN, detail)
         elif task.status == TaskStatus.ELECTING:
             self.s.task_event(
