@@ -37,6 +37,8 @@ Changes (newest last; keep this list):
   may be answered up to that long after it arrived (the core holds it until it has the block).
 - v1.4: `TaskPhase.REDRAWN`: a task whose credential window closed empty is drawn again on a new
   seed (ledger/README.md, "Tasks on the ledger").
+- v1.5: `TaskPhase.VIEW_CHANGED`: one of this node's agreements of the task moved to a later view
+  (it asked for view V, or entered it; detail: `agreement I: view V`; committee/README.md).
 """
 
 from __future__ import annotations
@@ -390,6 +392,7 @@ class TaskPhase(enum.Enum):
     EXECUTOR_CONFIRMED = "executor-confirmed"  # the roster certified the executor (detail: who)
     STARTED = "started"  # this node started executing or re-executing it
     FINISHED = "finished"  # this node's execution finished (detail: outcome)
+    VIEW_CHANGED = "view-changed"  # an agreement moved to a later view (detail: which, view)
     CERTIFIED = "certified"  # the result certificate formed (detail: report digest)
     REJECTED = "rejected"  # the roster rejected an executor; the next candidate takes over
     PAID = "paid"  # the ledger accepted the result and paid the escrow

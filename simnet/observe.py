@@ -55,6 +55,7 @@ class TaskRecord:
     rejected: set[int] = dataclasses.field(default_factory=set)  # attempts rejected
     drawn: int = 0  # peers that were drawn and sent a credential (compare with the roster)
     redraws: int = 0  # credential windows that closed empty (its poster's REDRAWN events)
+    max_view: int = 0  # the highest view an honest member's agreement of this task moved to
 
 
 class Recorder:
@@ -123,6 +124,10 @@ class Recorder:
         elif event.phase is TaskPhase.CERTIFIED and event.detail:
             if len(rec.certified) < DECISION_VALUES_MAX:
                 rec.certified.add(event.detail)
+        elif event.phase is TaskPhase.VIEW_CHANGED:
+            view = event.detail.rpartition("view ")[2]
+            if view.isdigit():
+                rec.max_view = max(rec.max_view, int(view))
         elif event.phase is TaskPhase.REJECTED and event.detail.startswith("attempt "):
             attempt_text = event.detail[len("attempt ") :].partition(":")[0]
             if attempt_text.isdigit() and len(rec.rejected) < DECISION_VALUES_MAX:

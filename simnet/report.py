@@ -152,6 +152,11 @@ def plot_scaling(points: Sequence[Mapping[str, Any]], path: pathlib.Path, title:
 # -------------------------------------------------------------------------------------- HTML
 
 
+def _views(counts: Mapping[str, int]) -> str:
+    """`{"0": 40, "2": 3}` as `view 0: 40, view 2: 3`."""
+    return ", ".join(f"view {v}: {n}" for v, n in counts.items())
+
+
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
@@ -237,6 +242,13 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"undecided {tasks.get('undecided')}; drawn again after an empty window: "
         f"{tasks.get('redrawn', 0)} ({tasks.get('redraws', 0)} windows)",
     ]
+    if tasks.get("max_view"):
+        lines.append(
+            "  tasks by highest view reached: "
+            + _views(tasks["max_view"])
+            + "; of those not completed: "
+            + (_views(tasks.get("max_view_not_completed", {})) or "none")
+        )
     for phase, v in report.get("latency_ms", {}).items():
         if v.get("n"):
             lines.append(

@@ -7,7 +7,7 @@ checkers, so the deterministic mode's report is a pure function of the seed.
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from simnet.checkers import FINDINGS_LISTED_MAX, Findings
@@ -29,6 +29,11 @@ MILESTONES = (
     "paid",
     "output-fetched",
 )
+
+
+def _count_by(values: Iterable[int]) -> dict[str, int]:
+    """How many of `values` are each value, in increasing order (JSON keys)."""
+    return {str(v): n for v, n in sorted(collections.Counter(values).items())}
 
 
 def _listed(items: list[str]) -> list[str]:
@@ -126,6 +131,14 @@ def build_report(
             # credential windows that closed empty, and the tasks drawn again after one
             "redraws": sum(r.redraws for r in rec.tasks.values()),
             "redrawn": sum(1 for r in rec.tasks.values() if r.redraws),
+            # tasks by the highest view any of their agreements moved to (0: no view change),
+            # all of them and those that did not complete
+            "max_view": _count_by(r.max_view for r in rec.tasks.values()),
+            "max_view_not_completed": _count_by(
+                rec.tasks[o.plan].max_view
+                for o in outcomes
+                if o.status != "completed" and o.plan in rec.tasks
+            ),
         },
         "latency_ms": {k: percentiles(v) for k, v in latency_samples(rec).items()},
         "phase_ms": {k: percentiles(v) for k, v in phase_samples(rec).items()},

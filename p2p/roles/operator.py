@@ -164,6 +164,7 @@ class _Slot:
     synced_at: int = -1  # our height when an early message last made us ask its sender for blocks
     verifying: dict[tuple[int, bytes], _Verify] = dataclasses.field(default_factory=dict)
     executors: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    views: dict[int, int] = dataclasses.field(default_factory=dict)  # agreement -> highest view
 
 
 @dataclasses.dataclass(slots=True)
@@ -519,6 +520,13 @@ class OperatorRole:
             elif isinstance(action, RoundTimer):
                 key = ("task", slot.task_id, "round", action.instance, action.view)
                 self.s.timer((*key, action.phase.value), action.duration_ms)
+                if action.view > slot.views.get(action.instance, 0):
+                    slot.views[action.instance] = action.view
+                    self.s.task_event(
+                        task_id,
+                        TaskPhase.VIEW_CHANGED,
+                        f"agreement {action.instance}: view {action.view}",
+                    )
             elif isinstance(action, Decide):
                 self._decided(slot, action)
             elif isinstance(action, NeedVerdict):
