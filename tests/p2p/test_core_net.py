@@ -190,6 +190,15 @@ def test_silent_executor_hands_over_to_the_next_ranked_candidate() -> None:
     slash = DEV_STAKE * poster.state.params.slash_wrong_result_bps // BPS
     assert op.stake == DEV_STAKE - slash
     assert ev.TaskPhase.REJECTED in _operator_by_identity(net, first).phases(task_id)
+    # The members left the silent executor's view 0 of attempt 0's result agreement (instance 1)
+    # and said so; no agreement needed a second view change.
+    moved = {
+        e.detail
+        for node in net.nodes.values()
+        for e in node.events
+        if e.task_id == task_id and e.phase is ev.TaskPhase.VIEW_CHANGED
+    }
+    assert moved == {"agreement 1: view 1"}
 
 
 def test_a_validator_stops_and_blocks_keep_coming() -> None:

@@ -161,6 +161,10 @@ def test_faults_and_byzantine_peers_within_the_model_pass() -> None:
     report, _ = run.run("x")
     assert report["result"] == "ok", report["checks"]
     assert report["tasks"]["completed"] + report["tasks"]["failed"] == 6
+    # every task is counted by the highest view it reached; faulty members forced view changes
+    views = report["tasks"]["max_view"]
+    assert sum(views.values()) == 6
+    assert max(int(v) for v in views) > 0
     assert sum(report["world"]["byzantine"].values()) >= 5
     assert report["flood"]["junk_messages"] > 0
     assert report["penalties"]  # junk and equivocation cost their senders
