@@ -317,12 +317,17 @@ def real(
         ),
         phases=Phases(liveness_bound_ms=600_000),
     )
+    command = (
+        f"posi-peer simnet-bench {name} --peers {peers} --tasks {tasks} --rate {rate:g} "
+        f"--sandbox {sandbox} --workers {workers} --open-tasks {open_tasks}"
+        + (" --poll-blocks" if poll_blocks else "")
+    )
     report, perf, samples = realmode.run(
         sc,
         workers=workers,
         sandbox=sandbox,
         timeout_s=7200.0,
-        reproduce=f"posi-peer simnet-bench {name}",
+        reproduce=command,
         progress=_say,
     )
     paths = runner.write_outputs(report, perf, out / name, plots=True, samples=samples)
