@@ -84,9 +84,10 @@ from p2p.host import ACCEPT, Ignore, P2PHost, Reject, Verdict, open_host
 from p2p.identity import NotAnIdentityPeerId, peer_id_of, public_key_of
 from p2p.peers import PeerSource
 from p2p.roles.base import CoreConfig
-from simnet import jobs
+from simnet import jobhost, jobs
 from simnet.checkers import check
 from simnet.errors import SimnetError
+from simnet.jobhost import RemoteSandbox
 from simnet.observe import Recorder
 from simnet.policies import SimPolicy, make_policy
 from simnet.report import percentiles
@@ -131,8 +132,6 @@ INBOUND_REQUESTS_MAX: Final = 256
 # Executions at once per worker: one Docker engine serves every peer of the machine, and a
 # container start costs about 120 ms of the engine's time (executor README).
 EXECUTIONS_PER_WORKER_MAX: Final = 2
-# With Docker jobs the workers run at this niceness, below the engine (README, "Docker jobs").
-WORKER_NICE_WITH_DOCKER: Final = 5
 # A worker's statistics that feed the report rather than perf.json (everything else goes to
 # perf.json as measured, so a new figure cannot be dropped on the way).
 _WORKER_STATS_NOT_IN_PERF: Final = frozenset(
@@ -224,9 +223,15 @@ class LivePeer:
 class Worker:
     """One worker process's peers (see the module docstring)."""
 
-    def __init__(self, setup: WorkerSetup, conn: multiprocessing.connection.Connection) -> None:
+    def __init__(
+        self,
+        setup: WorkerSetup,
+        conn: multiprocessing.connection.Connection,
+        jobs_conn: multiprocessing.connection.Connection | None = None,
+    ) -> None:
         self.setup = setup
         self.conn = conn
+        self.jobs_conn = jobs_conn  # to the jobs process (simnet.jobhost), with Docker jobs
         self.world: World = build_world(
             setup.scenario,
             block_interval_ms=setup.block_interval_ms,
@@ -831,14 +836,15 @@ class Worker:
     # --- life ------------------------------------------------------------------------------
 
     async def main(self) -> None:
-        if self.setup.sandbox == "docker":
-            from executor.sandbox import DockerSandbox  # noqa: PLC0415
-
-            self.sandbox = await DockerSandbox.connect(owner=f"simnet-{os.getpid()}")
+        remote = None
+        if self.jobs_conn is not None:
+            remote = self.sandbox = await RemoteSandbox.connect(self.jobs_conn)
         else:
             self.sandbox = FakeSandbox(jobs.fake_outcome)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
+            if remote is not None:
+                nursery.start_soon(remote.read_answers)
             for peer in self.peers.values():
                 await self.open_peer(peer)
             self.conn.send(
@@ -981,7 +987,11 @@ def _library_refusals(host: P2PHost) -> dict[str, int]:
     return {}
 
 
-def _worker_main(setup: WorkerSetup, conn: multiprocessing.connection.Connection) -> None:
+def _worker_main(
+    setup: WorkerSetup,
+    conn: multiprocessing.connection.Connection,
+    jobs_conn: multiprocessing.connection.Connection | None,
+) -> None:
     import logging  # noqa: PLC0415
 
     # py-libp2p's yamux returns flow-control credit after every read by default (a window update
@@ -989,17 +999,11 @@ def _worker_main(setup: WorkerSetup, conn: multiprocessing.connection.Connection
     # do. Hundreds of hosts per process pay that per frame: README, "300 peers". An explicit
     # setting in the environment wins.
     os.environ.setdefault(YAMUX_RELEASE_ON_READ_ENV, "0")
-    if setup.sandbox == "docker":
-        # The one engine (dockerd, containerd, runc) stands for every operator's own engine. At
-        # the same priority as the workers that keep both cores busy, it gets a fraction of a
-        # core and a container that takes 0.3 s on an idle machine takes seconds, while
-        # verifiers queue for the engine. The workers yield to it; it needs little CPU.
-        os.nice(WORKER_NICE_WITH_DOCKER)
 
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("libp2p").setLevel(logging.CRITICAL)
     logging.getLogger("p2p").setLevel(logging.CRITICAL)
-    worker = Worker(setup, conn)
+    worker = Worker(setup, conn, jobs_conn)
     profile_dir = os.environ.get("POSI_SIMNET_PROFILE")
     if not profile_dir:
         trio.run(worker.main)
@@ -1144,8 +1148,18 @@ class Coordinator:
                 epoch,
                 ports,
             )
-            proc = ctx.Process(target=_worker_main, args=(setup, theirs), daemon=True)
+            jobs_conn = None
+            if self.sandbox == "docker":
+                # The worker's Docker jobs run in a process of their own (simnet/jobhost.py).
+                jobs_conn, jobs_theirs = ctx.Pipe()
+                jobs_proc = ctx.Process(target=jobhost.serve, args=(jobs_theirs,), daemon=True)
+                jobs_proc.start()
+                jobs_theirs.close()  # the jobs process sees the pipe close when its worker exits
+                procs.append(jobs_proc)
+            proc = ctx.Process(target=_worker_main, args=(setup, theirs, jobs_conn), daemon=True)
             proc.start()
+            if jobs_conn is not None:
+                jobs_conn.close()
             conns.append(mine)
             procs.append(proc)
         try:

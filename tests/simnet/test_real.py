@@ -73,9 +73,15 @@ def test_small_real_swarm_runs_real_docker_jobs() -> None:
         validators=4,
         workload=Workload(tasks=1, rate_per_s=2.0, tau=16, posters=1, jobs=("sha256",)),
     )
-    report, _ = _run(sc, "docker")
+    report, perf = _run(sc, "docker")
     assert report["sandbox"] == "docker"
     assert report["result"] == "ok", report["checks"]
     assert report["tasks"]["completed"] == 1
     assert report["executions"]["execute"] >= 1
+    # the workers' jobs ran through their jobs processes, timed by purpose
+    timed = collections.Counter[str]()
+    for w in perf["workers"].values():
+        timed.update({purpose: v["n"] for purpose, v in w["exec_ms"].items()})
+    assert timed["execute"] == report["executions"]["execute"]
+    assert timed["reexecute"] == report["executions"]["reexecute"]
     assert report["executions"].get("reexecute", 0) >= 1  # verifiers re-ran the job
