@@ -44,6 +44,8 @@ SWEEP_BLOCK_INTERVAL_MS: Final = DEFAULT_BLOCK_INTERVAL_MS
 # Liveness is judged over the whole life of a task, plus a few blocks for the ledger to close it.
 SWEEP_LIVENESS_BOUND_MS: Final = (ChainParams().task_timeout_blocks + 10) * SWEEP_BLOCK_INTERVAL_MS
 SWEEP_PROCESSES: Final = 2
+# The real-mode benchmarks' expected committee weight (the workload's default).
+REAL_TAU: Final = Workload().tau
 
 
 def _say(line: str) -> None:
@@ -298,6 +300,7 @@ def real(
     out: pathlib.Path,
     open_tasks: int,
     poll_blocks: bool = False,
+    tau: int = REAL_TAU,
     name: str = "real",
 ) -> dict[str, Any]:
     """Real py-libp2p peers: the 300-peer target, or (high rate) the throughput ceiling."""
@@ -310,7 +313,7 @@ def real(
         workload=Workload(
             tasks=tasks,
             rate_per_s=rate,
-            tau=16,
+            tau=tau,
             posters=4,
             open_tasks_max=open_tasks,
             poll_blocks=poll_blocks,
@@ -319,7 +322,7 @@ def real(
     )
     command = (
         f"posi-peer simnet-bench {name} --peers {peers} --tasks {tasks} --rate {rate:g} "
-        f"--sandbox {sandbox} --workers {workers} --open-tasks {open_tasks}"
+        f"--sandbox {sandbox} --workers {workers} --open-tasks {open_tasks} --tau {tau}"
         + (" --poll-blocks" if poll_blocks else "")
     )
     report, perf, samples = realmode.run(
@@ -357,8 +360,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tau",
         type=int,
-        default=DEFAULT_TAU,
-        help=f"seeds: expected committee weight (default {DEFAULT_TAU}, the network's default)",
+        default=None,
+        help=f"seeds: expected committee weight (default {DEFAULT_TAU}, the network's default); "
+        f"real, ceiling: the workload's (default {REAL_TAU})",
     )
     p.add_argument("--taus", default="8,16,32")
     p.add_argument("--rate", type=float, default=None)
@@ -394,7 +398,7 @@ def main_args(args: argparse.Namespace) -> int:
             args.seeds,
             0,
             stake=args.byzantine_stake,
-            tau=args.tau,
+            tau=args.tau or DEFAULT_TAU,
             out=out,
             processes=args.processes,
         )
@@ -413,6 +417,7 @@ def main_args(args: argparse.Namespace) -> int:
             out=out,
             open_tasks=args.open_tasks,
             poll_blocks=args.poll_blocks,
+            tau=args.tau or REAL_TAU,
         )
         return 0 if figures["report"]["completed"] == figures["report"]["planned"] else 1
     figures = real(
@@ -424,6 +429,7 @@ def main_args(args: argparse.Namespace) -> int:
         out=out,
         open_tasks=args.open_tasks,
         poll_blocks=args.poll_blocks,
+        tau=args.tau or REAL_TAU,
         name="ceiling",
     )
     _say(f"ceiling: {figures['throughput']['tasks_completed_per_minute']} tasks per minute")
