@@ -211,11 +211,6 @@ class _Pubsub(Pubsub):
         )
         self._owner = owner
 
-    async def open_stream_to(self, peer_id: ID) -> None:
-        """Open our pubsub stream to a connected peer (nothing if it is open). Raises what the
-        library's opening raises (BaseLibp2pError, OSError); the caller retries later."""
-        await self._handle_new_peer(peer_id)
-
     async def validate_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         # Replaces the library's boolean validators and its validation cache: the cache would
         # answer a re-sent invalid message from memory, so its sender would never pay for it.
@@ -325,13 +320,6 @@ _PEERSTORE_ADDR_TTL_S = 120
 # closes a stream that carried no request for STREAM_IDLE_S; a caller stops sending on a channel
 # idle for half that time, so that the server's close does not race a new request.
 STREAM_IDLE_S = 30.0
-# A connection carries our gossip only once the library opened our pubsub stream on it, with a
-# protocol negotiation. It retries a failed opening only on some errors: a negotiation that timed
-# out (common under load) ends its attempt for good, and the connection then never carries our
-# gossip (no mesh, no IHAVE). Maintenance opens it again once a connection has gone this long
-# without one (past the library's own 10 s negotiation and first retry), a few at a time.
-PUBSUB_REOPEN_AFTER_S = 20.0
-PUBSUB_REOPENS_IN_FLIGHT = 2
 # Peer-exchange protocol bounds: an empty request; the answer's own encoding bound.
 _PEX_PROTOCOL = ProtocolConfig(PEX_PROTOCOL_ID, 0, PexAnswer.MAX_BYTES)
 
@@ -400,8 +388,6 @@ class P2PHost:
         self._services: dict[str, _Service] = {}
         self._dialing: set[str] = set()
         self._connected_since: dict[str, float] = {}
-        self._no_pubsub_since: dict[str, float] = {}  # connected peers without our pubsub stream
-        self._pubsub_reopening: set[str] = set()
         self._changed = trio.Event()
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -1151,38 +1137,6 @@ class P2PHost:
         if len(connected) < conns.target_connections and connected and now >= self._next_pex_s:
             self._next_pex_s = now + conns.pex_interval_s
             nursery.start_soon(self._exchange_peers, self._rng.choice(sorted(connected)))
-        self._reopen_pubsub(nursery, connected - banned, now)
-
-    def _reopen_pubsub(self, nursery: trio.Nursery, connected: set[str], now: float) -> None:
-        """Open our pubsub stream again on connections the library gave up on (see
-        PUBSUB_REOPEN_AFTER_S)."""
-        missing = connected - self.pubsub_peers() - self._pubsub_reopening
-        since = self._no_pubsub_since
-        for peer in [p for p in since if p not in missing]:
-            del since[peer]
-        for peer in sorted(missing):
-            first = since.setdefault(peer, now)
-            if now - first < PUBSUB_REOPEN_AFTER_S:
-                continue
-            if len(self._pubsub_reopening) >= PUBSUB_REOPENS_IN_FLIGHT:
-                break
-            self._pubsub_reopening.add(peer)
-            nursery.start_soon(self._reopen_pubsub_stream, peer)
-
-    async def _reopen_pubsub_stream(self, peer: str) -> None:
-        try:
-            with trio.fail_after(self.config.connections.dial_timeout_s):
-                await self._pubsub.open_stream_to(ID.from_base58(peer))
-        except (BaseLibp2pError, OSError, ValueError, trio.TooSlowError) as exc:
-            self.metrics.pubsub_reopen_failures += 1
-            logger.debug("pubsub stream to %s not reopened: %r", peer, exc)
-        else:
-            if peer in self.pubsub_peers():
-                self.metrics.pubsub_reopened += 1
-        finally:
-            self._pubsub_reopening.discard(peer)
-            self._no_pubsub_since.pop(peer, None)  # a failure waits another full period
-            self._notify_change()
 
     async def _maintain_loop(self, nursery: trio.Nursery) -> None:
         while True:

@@ -58,10 +58,6 @@ class HostMetrics:
     dials: int = 0  # every dial, the ones below included
     dials_ahead: int = 0  # dials for requests soon to follow (`P2PHost.connect_soon`)
     dial_failures: int = 0
-    # Our pubsub streams opened again by maintenance on connections the library gave up on, and
-    # such openings that failed (p2p/host.py, PUBSUB_REOPEN_AFTER_S).
-    pubsub_reopened: int = 0
-    pubsub_reopen_failures: int = 0
     connections_opened: int = 0
     connections_closed: int = 0
     bans: int = 0

@@ -130,12 +130,6 @@ class _HostCollector(Collector):
             ("posi_dials", "outbound dials", m.dials),
             ("posi_dials_ahead", "dials to committee co-members before the round", m.dials_ahead),
             ("posi_dial_failures", "failed dials", m.dial_failures),
-            ("posi_pubsub_reopened", "pubsub streams opened again", m.pubsub_reopened),
-            (
-                "posi_pubsub_reopen_failures",
-                "pubsub streams not opened again",
-                m.pubsub_reopen_failures,
-            ),
             ("posi_connections_opened", "connections opened", m.connections_opened),
             ("posi_connections_closed", "connections closed", m.connections_closed),
             ("posi_bans", "peers banned", m.bans),

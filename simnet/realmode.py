@@ -896,7 +896,6 @@ class Worker:
         streams: collections.Counter[str] = collections.Counter()
         refused: collections.Counter[str] = collections.Counter()
         timeouts_at: collections.Counter[str] = collections.Counter()
-        hosts = [p.host for p in self.peers.values() if p.host is not None]
         for peer in self.peers.values():
             if peer.host is not None:
                 refused.update(_library_refusals(peer.host))
@@ -944,8 +943,6 @@ class Worker:
             "pubsub_peers": percentiles(
                 len(p.host.pubsub_peers()) for p in self.peers.values() if p.host
             ),
-            "pubsub_reopened": sum(h.metrics.pubsub_reopened for h in hosts),
-            "pubsub_reopen_failures": sum(h.metrics.pubsub_reopen_failures for h in hosts),
             "topic_peers": {
                 t.name: percentiles(
                     len(p.host.topic_peers(t.name)) for p in self.peers.values() if p.host

@@ -9,10 +9,8 @@ import pytest
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from libp2p.pubsub.pubsub import Pubsub
 from libp2p.utils.varint import encode_varint_prefixed
 
-from p2p import host as host_module
 from p2p.config import GossipConfig
 from p2p.errors import HostNotRunning, MessageTooLarge, P2PError, UnknownTopic
 from p2p.host import ACCEPT, Ignore, P2PHost, Reject, Verdict, open_host
@@ -207,37 +205,5 @@ def test_an_undecodable_pubsub_rpc_costs_its_peer_not_the_host() -> None:
                     # The hub still runs and relays.
                     await good.publish(TOPIC, b"after")
                     assert (await channels[0].receive()).data == b"after"
-
-    trio.run(main)
-
-
-def test_a_connection_the_library_left_without_a_pubsub_stream_gets_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Under load the library's one opening of a pubsub stream fails its negotiation and is not
-    retried: the connection then carries no gossip. Here no opening ever happens (as if each had
-    failed that way); maintenance opens the streams, the mesh forms and gossip flows."""
-
-    async def gave_up(self: Pubsub, peer_id: ID, timeout: float | None = None) -> None:
-        del self, peer_id, timeout
-
-    monkeypatch.setattr(Pubsub, "_handle_new_peer_with_retry", gave_up)
-    monkeypatch.setattr(host_module, "PUBSUB_REOPEN_AFTER_S", 0.5)
-
-    async def main() -> None:
-        async with hosts(config(0)) as (a,):
-            boot = (a.listen_addrs[0],)
-            async with hosts(config(1, bootstrap=boot)) as (b,):
-                channels = [await h.subscribe(TOPIC, accept_all) for h in (a, b)]
-                with trio.fail_after(DEADLINE_S):
-                    await a.wait_until(lambda: a.connected_peers() == {b.peer_id})
-                    assert a.pubsub_peers() == set()
-                    assert b.pubsub_peers() == set()
-                    await _wait_mesh([a, b])
-                    await a.publish(TOPIC, b"after the repair")
-                    msg = await channels[1].receive()
-                assert msg.data == b"after the repair"
-                assert (a.metrics.pubsub_reopened, b.metrics.pubsub_reopened) == (1, 1)
-                assert a.pubsub_peers() == {b.peer_id}
 
     trio.run(main)
