@@ -33,6 +33,7 @@ import errno
 import functools
 import logging
 import random
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -49,6 +50,8 @@ from libp2p.network.config import ConnectionConfig as Libp2pConnectionConfig
 from libp2p.network.config import RetryConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
+from libp2p.pubsub import gossipsub as _gossipsub_module
+from libp2p.pubsub import pubsub as _pubsub_module
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
@@ -195,6 +198,51 @@ class BoundedSeenCache:
 
 
 # --- library subclasses: the smallest overrides that make it bounded and ours --------------------
+
+
+# Every pubsub RPC carries its sender's signed peer record, and py-libp2p checks it (an Ed25519
+# verification, twice for an RPC with control messages) on every RPC it reads, and rebuilds its own
+# listen addresses (parsing multiaddrs) for every RPC it sends. At 300 peers on two cores these were
+# about 8 % of an operator process's CPU (simnet/README.md). A host of ours verifies a peer's
+# record once while its bytes stay the same, and lists its addresses once it listens.
+_RECORDS_PER_HOST = 1024
+_RECORD_OWNERS: weakref.WeakKeyDictionary[Any, dict[ID, bytes]] = weakref.WeakKeyDictionary()
+_consume_record = _pubsub_module.maybe_consume_signed_record
+
+
+def _consume_record_once(msg: rpc_pb2.RPC, host: Any, peer_id: ID) -> bool:
+    """The library's check of an RPC's signed peer record, skipped for a record this host
+    already accepted from this peer (same bytes); the library's own for other hosts."""
+    accepted = _RECORD_OWNERS.get(host)
+    if accepted is None or not msg.HasField("senderRecord"):
+        return _consume_record(msg, host, peer_id)
+    record = msg.senderRecord
+    if accepted.get(peer_id) == record:
+        return True
+    if not _consume_record(msg, host, peer_id):
+        return False
+    accepted.pop(peer_id, None)
+    accepted[peer_id] = record
+    if len(accepted) > _RECORDS_PER_HOST:
+        del accepted[next(iter(accepted))]  # the least recently changed
+    return True
+
+
+_pubsub_module.maybe_consume_signed_record = _consume_record_once  # type: ignore[assignment]
+_gossipsub_module.maybe_consume_signed_record = _consume_record_once  # type: ignore[assignment]
+
+
+def _listed_once(get_addrs: Callable[[], list[multiaddr.Multiaddr]]) -> Callable[[], Any]:
+    """`get_addrs` remembered from its first non-empty answer (the addresses a host listens
+    on do not change while it runs)."""
+    listed: list[multiaddr.Multiaddr] = []
+
+    def cached() -> list[multiaddr.Multiaddr]:
+        if not listed:
+            listed.extend(get_addrs())
+        return list(listed)
+
+    return cached
 
 
 class _Pubsub(Pubsub):
@@ -425,6 +473,8 @@ class P2PHost:
             ),
             resource_manager=_resource_manager(conns.max_connections),
         )
+        _RECORD_OWNERS[self._lhost] = {}
+        self._lhost.get_addrs = _listed_once(self._lhost.get_addrs)  # type: ignore[method-assign]
         network = self._lhost.get_network()
         # Redials are ours (one backoff schedule per peer, with jitter from the injected rng):
         # the swarm's own retries (3 per dial) and its 60 s negative cache would stack on top of
