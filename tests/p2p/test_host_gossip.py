@@ -11,6 +11,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.utils.varint import encode_varint_prefixed
 
+from p2p import host as host_module
 from p2p.config import GossipConfig
 from p2p.errors import HostNotRunning, MessageTooLarge, P2PError, UnknownTopic
 from p2p.host import ACCEPT, Ignore, P2PHost, Reject, Verdict, open_host
@@ -205,5 +206,35 @@ def test_an_undecodable_pubsub_rpc_costs_its_peer_not_the_host() -> None:
                     # The hub still runs and relays.
                     await good.publish(TOPIC, b"after")
                     assert (await channels[0].receive()).data == b"after"
+
+    trio.run(main)
+
+
+def test_a_peers_signed_record_is_checked_once_while_it_stays_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every pubsub RPC carries its sender's signed peer record; the library verifies it on
+    each. A host of ours verifies one peer's unchanged record once."""
+    checked: list[str] = []
+    library_check = host_module._consume_record
+
+    def counting(msg: object, lhost: object, peer_id: ID) -> bool:
+        checked.append(peer_id.to_base58())
+        return library_check(msg, lhost, peer_id)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(host_module, "_consume_record", counting)
+
+    async def main() -> None:
+        async with hosts(config(0)) as (a,):
+            boot = (a.listen_addrs[0],)
+            async with hosts(config(1, bootstrap=boot)) as (b,):
+                channels = [await h.subscribe(TOPIC, accept_all) for h in (a, b)]
+                with trio.fail_after(DEADLINE_S):
+                    await _wait_mesh([a, b])
+                    for n in range(10):
+                        await a.publish(TOPIC, b"msg-%d" % n)
+                    got = [(await channels[1].receive()).data for _ in range(10)]
+                assert got == [b"msg-%d" % n for n in range(10)]
+                assert checked.count(a.peer_id) == 1  # b's first RPC from a; then remembered
 
     trio.run(main)
