@@ -15,7 +15,7 @@ from simnet.scenario import Byzantine, Fault, Phases, Scenario, Workload
 
 pytestmark = pytest.mark.slow
 
-# POSI_SIMNET_SEEDS shortens the sweep (CI runs 4,000: .ci/run); the tier's target is 10,000.
+# POSI_SIMNET_SEEDS shortens the sweep (CI runs 3,000: .ci/run); the tier's target is 10,000.
 SEEDS = int(os.environ.get("POSI_SIMNET_SEEDS", "10000"))
 
 
