@@ -197,14 +197,14 @@ class BoundedSeenCache:
         """No thread to stop (interface compatibility)."""
 
 
-# --- library subclasses: the smallest overrides that make it bounded and ours --------------------
-
+# --- library patches: two costs py-libp2p pays per pubsub RPC ------------------------------------
 
 # Every pubsub RPC carries its sender's signed peer record, and py-libp2p checks it (an Ed25519
 # verification, twice for an RPC with control messages) on every RPC it reads, and rebuilds its own
 # listen addresses (parsing multiaddrs) for every RPC it sends. At 300 peers on two cores these were
-# about 8 % of an operator process's CPU (simnet/README.md). A host of ours verifies a peer's
-# record once while its bytes stay the same, and lists its addresses once it listens.
+# about 8 % of an operator process's CPU in one sampled profile (p2p/README.md). A host of ours
+# verifies a peer's record once while its bytes stay the same, and lists its addresses once it
+# listens.
 _RECORDS_PER_HOST = 1024
 _RECORD_OWNERS: weakref.WeakKeyDictionary[Any, dict[ID, bytes]] = weakref.WeakKeyDictionary()
 _consume_record = _pubsub_module.maybe_consume_signed_record
@@ -232,7 +232,9 @@ _pubsub_module.maybe_consume_signed_record = _consume_record_once  # type: ignor
 _gossipsub_module.maybe_consume_signed_record = _consume_record_once  # type: ignore[assignment]
 
 
-def _listed_once(get_addrs: Callable[[], list[multiaddr.Multiaddr]]) -> Callable[[], Any]:
+def _listed_once(
+    get_addrs: Callable[[], list[multiaddr.Multiaddr]],
+) -> Callable[[], list[multiaddr.Multiaddr]]:
     """`get_addrs` remembered from its first non-empty answer (the addresses a host listens
     on do not change while it runs)."""
     listed: list[multiaddr.Multiaddr] = []
@@ -243,6 +245,9 @@ def _listed_once(get_addrs: Callable[[], list[multiaddr.Multiaddr]]) -> Callable
         return list(listed)
 
     return cached
+
+
+# --- library subclasses: the smallest overrides that make it bounded and ours --------------------
 
 
 class _Pubsub(Pubsub):
