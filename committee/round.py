@@ -385,7 +385,8 @@ class Round:
             # adds load until nothing gets through (a storm seen with 100 real peers). Every
             # member, not only those not heard from: holding a member's NEW_VIEW says nothing of
             # whether ours reached it, and a quorum may need every honest member (10,000-seed
-            # sweep, seeds 6321 and 8842 with lossy links).
+            # sweep, seeds 6321 and 8842 with lossy links). (A node's shell may skip the members
+            # that acknowledged these same bytes: p2p/roles/operator.py.)
             assert ag.my_new_view is not None
             ag.resends += 1
             wait = self.config.timing.scaled(

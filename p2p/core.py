@@ -184,6 +184,8 @@ class PeerCore:
                     self.operator.resume()
             if self.poster.deferred and self._live:
                 self.poster.flush()
+            if s.outbox_due:
+                s.flush_outbox()
             actions = s.out
         finally:
             s.out = []
@@ -355,7 +357,7 @@ class PeerCore:
             return
         for peer in validators:
             if peer != self.s.me:
-                self.s.send_round_message(peer, PROTO_TX, data, lambda: False)
+                self.s.request(peer, PROTO_TX, data)
 
     # --- timers ------------------------------------------------------------------------------
 
@@ -393,7 +395,7 @@ class PeerCore:
         if self.operator is not None:
             self.operator.on_block(certified, new, live=self._live)
         self.poster.on_block(certified, new)
-        s.flush_outbox()
+        s.outbox_due = True  # sent at the end of the event (Services.flush_outbox)
         if self.validator is not None and self._started:
             self.validator.on_new_tip()
 

@@ -94,10 +94,6 @@ class Outbox:
                 nonce = max(nonce, w.tx.nonce + 1)
         return sign_transaction(self._key, self._chain, nonce, body)
 
-    def holds(self, tx_hash: bytes) -> bool:
-        """An entry still waits for inclusion with exactly this signed transaction."""
-        return any(w.tx is not None and w.tx_hash == tx_hash for w in self._entries.values())
-
     def drop_included(self, tx_hashes: Iterable[bytes]) -> None:
         """Forget the entries whose transaction a block included (their job is done, even when
         `needed` cannot tell, e.g. slash evidence)."""

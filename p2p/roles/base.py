@@ -57,9 +57,9 @@ FOLD_CACHE_MAX: Final = 64
 # reaches every mempool. At 300 real peers four copies per transaction (every validator) cost
 # more than they saved: transaction requests timed out by the thousand.
 TX_FANOUT: Final = 2
-# Round messages (committee and consensus) and transactions are sent again this many times when a
-# request fails (timeout, peer unreachable): the round core never resends a proposal, so one lost
-# message would otherwise cost a view change. Duplicates are harmless (to a round, to a mempool).
+# Round messages (committee and consensus) are sent again this many times when a request fails
+# (timeout, peer unreachable): the round core never resends a proposal, so one lost message would
+# otherwise cost a view change. Duplicates are harmless. (Transactions have the outbox instead.)
 ROUND_MESSAGE_RETRIES: Final = 2
 # Block interval bounds: below 100 ms the validators' round trips do not fit; above 10 minutes a
 # task's windows (counted in blocks) stretch past any useful deadline.
@@ -216,6 +216,9 @@ class Services:
         self.outbox = Outbox(config.identity, state.genesis_hash)
         self.mempool: Mempool | None = Mempool() if config.validator else None
         self.on_lost: Callable[[Wanted], None] = lambda _: None
+        # The outbox is reconciled once per event, after everything the event did (see
+        # `flush_outbox`); this says an entry or the tip changed since the last time.
+        self.outbox_due = False
         self._pending: dict[int, AnswerHandler] = {}
         self._next_request_id = 1
 
@@ -262,14 +265,23 @@ class Services:
         return request_id
 
     def send_round_message(
-        self, peer: bytes, protocol: str, data: bytes, still_wanted: Callable[[], bool]
+        self,
+        peer: bytes,
+        protocol: str,
+        data: bytes,
+        still_wanted: Callable[[], bool],
+        *,
+        delivered: Callable[[], None] | None = None,
     ) -> None:
-        """Send a round message (or a transaction); if the request fails (not refused: lost or
-        timed out), send it again, up to ROUND_MESSAGE_RETRIES times, while `still_wanted()`."""
+        """Send a round message; if the request fails (not refused: lost or timed out), send it
+        again, up to ROUND_MESSAGE_RETRIES times, while `still_wanted()`. `delivered` is called
+        when the peer acknowledged it (its core took the message)."""
         tries = 0
 
         def on_answer(ans: Answer) -> None:
             nonlocal tries
+            if delivered is not None and isinstance(ans, ResponseReceived):
+                delivered()
             if (
                 isinstance(ans, RequestFailed)
                 and ans.kind in (FailureKind.TIMEOUT, FailureKind.UNREACHABLE)
@@ -303,19 +315,18 @@ class Services:
         return seen
 
     def send_txs(self, txs: Iterable[Transaction]) -> None:
-        """Send transactions to the next proposers (and our own mempool, as a validator)."""
+        """Send transactions to the next proposers (and our own mempool, as a validator). A
+        failed send is not retried here: the outbox sends the transaction again after every
+        block that did not take it, to that block's next proposers, which is sooner than a
+        request times out (with retries on top, a node whose requests time out under load sent
+        each transaction up to three times per proposer and block)."""
         targets = [p for p in self.next_proposers() if p != self.me]
         for tx in txs:
             if self.mempool is not None:
                 self.mempool.add(verify_transaction(tx, self.state.genesis_hash), self.state)
             data = tx.encode()
-            tx_hash = tx.hash()
             for peer in targets:
-                # Sent again on a failure only while no block took it (the outbox also resends
-                # it after every block without it).
-                self.send_round_message(
-                    peer, PROTO_TX, data, lambda tx_hash=tx_hash: self.outbox.holds(tx_hash)
-                )
+                self.request(peer, PROTO_TX, data)
 
     def want(self, wanted: Wanted) -> None:
         """Queue a transaction this node wants on the ledger and send what is ready."""
@@ -323,10 +334,14 @@ class Services:
             if wanted.key not in self.outbox:
                 self.log(LogLevel.WARNING, "outbox-full", repr(wanted.key)[:120])
             return
-        self.flush_outbox()
+        self.outbox_due = True
 
     def flush_outbox(self) -> None:
-        """Reconcile the outbox with the tip and send what needs sending."""
+        """Reconcile the outbox with the tip and send what needs sending. The core calls it at
+        the end of an event that changed the tip or the outbox (`outbox_due`), not per block: a
+        sync answer applies up to SYNC_BLOCKS_MAX blocks at once, and a node catching up sent
+        its transactions again after each of them, signed against states already behind."""
+        self.outbox_due = False
         send, lost = self.outbox.reconcile(self.state)
         self.send_txs(send)
         for w in lost:

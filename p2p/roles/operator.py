@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Final
 
@@ -107,6 +108,9 @@ EXECUTIONS_MAX: Final = 64
 KEPT_BYTES_MAX: Final = 256 * 1024 * 1024
 # Round messages for a task that arrive before this node applied the block fixing its roster.
 EARLY_MESSAGES_MAX: Final = 256
+# Broadcasts per task whose acknowledgements are remembered (see `_run`): a member resends only
+# its current NEW_VIEW, so a few are plenty.
+ACKED_MESSAGES_MAX: Final = 8
 # Report fetch attempts per proposed report, and the pause between them.
 FETCH_TRIES_MAX: Final = 4
 FETCH_RETRY_MS: Final = 1000
@@ -165,6 +169,8 @@ class _Slot:
     verifying: dict[tuple[int, bytes], _Verify] = dataclasses.field(default_factory=dict)
     executors: dict[int, bytes] = dataclasses.field(default_factory=dict)
     views: dict[int, int] = dataclasses.field(default_factory=dict)  # agreement -> highest view
+    # Broadcast bytes -> the members that acknowledged them (see `_run`).
+    acked: dict[bytes, set[bytes]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
@@ -466,10 +472,12 @@ class OperatorRole:
             penalty = 0 if known else PENALTY_STALE
             self.s.emit(Respond(event.request_id, error="unknown-round", penalty=penalty))
             return
-        self.s.emit(Respond(event.request_id))
         if slot.round is None:
             if len(slot.early) < EARLY_MESSAGES_MAX:
                 slot.early.append((event.peer, event.data))
+                self.s.emit(Respond(event.request_id))
+            else:  # not kept: the sender must not count it as delivered (see `_run`)
+                self.s.emit(Respond(event.request_id, error="busy", penalty=0))
             if slot.synced_at != self.s.state.height:
                 # The sender started the round, so it holds the block with the roster and we do
                 # not: ask it for blocks now rather than wait for gossip or the periodic sync
@@ -478,6 +486,7 @@ class OperatorRole:
                 slot.synced_at = self.s.state.height
                 self.want_sync(event.peer)
             return
+        self.s.emit(Respond(event.request_id))
         self._run(slot, slot.round.handle(MessageReceived(event.peer, event.data)))
 
     def on_timer(self, key: tuple[object, ...]) -> None:
@@ -511,12 +520,31 @@ class OperatorRole:
         def open_round() -> bool:
             return task_id in self.slots
 
+        def unacked(peer: bytes, acked: set[bytes]) -> Callable[[], bool]:
+            return lambda: task_id in self.slots and peer not in acked
+
         for action in actions:
             if isinstance(action, Send):
                 self.s.send_round_message(action.to, PROTO_COMMITTEE, action.data, open_round)
             elif isinstance(action, Broadcast):
+                # The same bytes again (a NEW_VIEW resent while no view certificate forms) go
+                # only to the members that did not acknowledge them: at 300 real peers on two
+                # cores, resending every NEW_VIEW to every member made them most of the
+                # committee requests, and most of those timed out.
+                acked = slot.acked.get(action.data)
+                if acked is None:
+                    acked = slot.acked[action.data] = set()
+                    while len(slot.acked) > ACKED_MESSAGES_MAX:
+                        del slot.acked[next(iter(slot.acked))]
                 for peer in others:
-                    self.s.send_round_message(peer, PROTO_COMMITTEE, action.data, open_round)
+                    if peer not in acked:
+                        self.s.send_round_message(
+                            peer,
+                            PROTO_COMMITTEE,
+                            action.data,
+                            unacked(peer, acked),  # a retry stops once another copy got through
+                            delivered=functools.partial(acked.add, peer),
+                        )
             elif isinstance(action, RoundTimer):
                 key = ("task", slot.task_id, "round", action.instance, action.view)
                 self.s.timer((*key, action.phase.value), action.duration_ms)

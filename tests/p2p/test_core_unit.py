@@ -287,7 +287,7 @@ def test_a_node_the_gossip_misses_follows_the_chain_by_long_poll() -> None:
     actions = core.handle(ev.ResponseReceived(1, ask.request_id, answer))
     assert [a.via for a in _of(actions, ev.StoreBlock)] == ["sync", "sync"]
     (poll,) = _of(actions, ev.Request)
-    assert (poll.peer, SyncRequest.decode(poll.data)) == (PEER, SyncRequest(3, 64, wait))
+    assert (poll.peer, SyncRequest.decode(poll.data)) == (ask.peer, SyncRequest(3, 64, wait))
     # The peer answers when it has block 3: stored, and the next poll goes out.
     actions = core.handle(
         ev.ResponseReceived(2, poll.request_id, SyncResponse(3, (blocks[2],)).encode())
@@ -319,6 +319,39 @@ def test_without_poll_blocks_a_sync_answer_that_reaches_the_tip_asks_nothing_mor
     assert [a.via for a in _of(actions, ev.StoreBlock)] == ["sync", "sync"]
     assert not _of(actions, ev.Request)
     assert core.height == 2
+
+
+def test_without_a_hint_a_node_syncs_from_a_validator_and_from_a_peer_after_one_failed() -> None:
+    validator = NET.validators[0].public
+    core = follower_core()
+    every = core.config.sync_every_ms
+    core.handle(ev.PeerConnected(0, PEER))
+    (ask,) = _of(core.handle(ev.Started(0)), ev.Request)
+    assert ask.peer == validator  # not the connected peer, which may be as far behind as we are
+    core.handle(ev.RequestFailed(1, ask.request_id, ev.FailureKind.TIMEOUT))
+    (ask,) = _of(core.handle(ev.TimerFired(every, ("chain", "sync"))), ev.Request)
+    assert ask.peer == PEER  # the validator did not answer: a connected peer, once
+    core.handle(ev.ResponseReceived(every + 1, ask.request_id, SyncResponse(0, ()).encode()))
+    (ask,) = _of(core.handle(ev.TimerFired(2 * every, ("chain", "sync"))), ev.Request)
+    assert ask.peer == validator
+
+
+def test_a_sync_answer_of_several_blocks_sends_the_nodes_transactions_once() -> None:
+    """The outbox is reconciled at the end of an event, not after each block it applied: a
+    node catching up sent its transactions again after every block of a sync answer."""
+    chain, _, blocks = _posted_chain()
+    third = chain.extend()
+    core = operator_core(0)
+    (ask,) = _of(core.handle(ev.Started(0)), ev.Request)
+    core.handle(ev.ResponseReceived(1, ask.request_id, SyncResponse(1, (blocks[0],)).encode()))
+    assert core.caught_up  # live: the node acts on the blocks it applies from here on
+    every = core.config.sync_every_ms
+    (ask,) = _of(core.handle(ev.TimerFired(every + 1, ("chain", "sync"))), ev.Request)
+    answer = SyncResponse(3, (blocks[1], third)).encode()
+    actions = core.handle(ev.ResponseReceived(every + 2, ask.request_id, answer))
+    assert [a.block.block.header.height for a in _of(actions, ev.StoreBlock)] == [2, 3]
+    (sent,) = [r for r in _of(actions, ev.Request) if r.protocol == ev.PROTO_TX]
+    assert Transaction.decode(sent.data).kind == TxKind.CREDENTIAL  # drawn at block 2
 
 
 def test_a_sync_request_that_waits_is_held_until_the_block_comes() -> None:
@@ -410,9 +443,8 @@ def test_sync_is_served_and_bad_sync_answers_are_penalised() -> None:
     client = follower_core()
     client.handle(ev.PeerConnected(0, PEER))
     (ask,) = _of(client.handle(ev.Started(0)), ev.Request)
-    assert ask.peer == PEER
     actions = client.handle(ev.ResponseReceived(1, ask.request_id, b"junk"))
-    assert [p.reason for p in _of(actions, ev.Penalise)] == ["malformed-sync"]
+    assert [(p.peer, p.reason) for p in _of(actions, ev.Penalise)] == [(ask.peer, "malformed-sync")]
     # The periodic check asks again; an answer that skips a block is refused whole.
     (ask,) = _of(client.handle(ev.TimerFired(10_000, ("chain", "sync"))), ev.Request)
     skipping = SyncResponse(3, (blocks[1], blocks[2])).encode()
@@ -562,17 +594,24 @@ def test_a_member_behind_the_roster_block_asks_the_first_co_member_it_hears_for_
     assert hear(2, PEER) == []  # once per height
 
 
-def test_a_failed_transaction_request_is_sent_again_only_while_no_block_took_it() -> None:
+def test_a_transaction_is_sent_again_after_each_block_that_did_not_take_it() -> None:
     chain, _, blocks = _posted_chain()
     core = operator_core(0)
     core.handle(ev.Started(0))
     feed(core, blocks[0])
-    (first,) = [r for r in _of(feed(core, blocks[1]), ev.Request) if r.protocol == ev.PROTO_TX]
+
+    def sent(actions: list[ev.Action]) -> list[ev.Request]:
+        return [r for r in _of(actions, ev.Request) if r.protocol == ev.PROTO_TX]
+
+    (first,) = sent(feed(core, blocks[1]))
+    # A failed request is not retried by itself (the outbox is the retry)...
     timeout = ev.FailureKind.TIMEOUT
-    (again,) = _of(core.handle(ev.RequestFailed(1, first.request_id, timeout)), ev.Request)
+    assert _of(core.handle(ev.RequestFailed(1, first.request_id, timeout)), ev.Request) == []
+    # ...a block without the transaction sends it again, a block that took it ends the sends.
+    (again,) = sent(feed(core, chain.extend(), now_ms=2))
     assert again.data == first.data
-    feed(core, chain.extend([Transaction.decode(first.data)]), now_ms=2)  # included
-    assert _of(core.handle(ev.RequestFailed(3, again.request_id, timeout)), ev.Request) == []
+    assert sent(feed(core, chain.extend([Transaction.decode(first.data)]), now_ms=3)) == []
+    assert sent(feed(core, chain.extend(), now_ms=4)) == []
 
 
 def test_an_operator_not_drawn_says_why() -> None:
