@@ -300,9 +300,9 @@ class ChainRole:
         return candidates[self._rotation % len(candidates)]
 
     def sync_now(self, hint: bytes | None, wait_ms: int = 0) -> None:
-        """Ask a peer (the hint, else a connected peer, else a validator) for the blocks after our
-        tip; with `wait_ms`, the peer may hold the request that long for the next block (a long
-        poll, see the module docstring). At most SYNC_IN_FLIGHT_MAX requests are out at once: a
+        """Ask a peer (`_pick_peer`: the hint, else a validator) for the blocks after our tip;
+        with `wait_ms`, the peer may hold the request that long for the next block (a long poll,
+        see the module docstring). At most SYNC_IN_FLIGHT_MAX requests are out at once: a
         peer that showed us a newer block gets asked even while a request to a silent peer waits
         for its timeout."""
         if len(self.syncing) >= SYNC_IN_FLIGHT_MAX:
