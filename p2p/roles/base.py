@@ -317,9 +317,10 @@ class Services:
     def send_txs(self, txs: Iterable[Transaction]) -> None:
         """Send transactions to the next proposers (and our own mempool, as a validator). A
         failed send is not retried here: the outbox sends the transaction again after every
-        block that did not take it, to that block's next proposers, which is sooner than a
-        request times out (with retries on top, a node whose requests time out under load sent
-        each transaction up to three times per proposer and block)."""
+        block that did not take it, to that block's next proposers (at the default 2 s blocks
+        that is sooner than the request's 5 s timeout; with retries on top, a node whose
+        requests timed out under load sent each transaction up to three times per proposer and
+        block)."""
         targets = [p for p in self.next_proposers() if p != self.me]
         for tx in txs:
             if self.mempool is not None:
