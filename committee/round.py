@@ -380,13 +380,15 @@ class Round:
         if (event.instance, event.view, event.phase) != (ag.index, ag.view, self.phase):
             return []  # a timer of a view, phase or agreement we already left
         if self.phase is Phase.VIEW_CHANGE:
-            # Resend NEW_VIEW to every member, waiting twice as long each time: when members time
-            # out because the network or their machines are overloaded, resending at a fixed pace
-            # adds load until nothing gets through (a storm seen with 100 real peers). Every
-            # member, not only those not heard from: holding a member's NEW_VIEW says nothing of
-            # whether ours reached it, and a quorum may need every honest member (10,000-seed
-            # sweep, seeds 6321 and 8842 with lossy links). (A node's shell may skip the members
-            # that acknowledged these same bytes: p2p/roles/operator.py.)
+            # No view certificate yet (the new proposer is down, slow, or missed NEW_VIEWs):
+            # resend NEW_VIEW to every member, so that they can form the certificate without
+            # the proposer, waiting twice as long each time: when members time out because the
+            # network or their machines are overloaded, resending at a fixed pace adds load
+            # until nothing gets through (a storm seen with 100 real peers). Every member, not
+            # only those not heard from: holding a member's NEW_VIEW says nothing of whether ours
+            # reached it, and a quorum may need every honest member (10,000-seed sweep, seeds
+            # 6321 and 8842 with lossy links). (A node's shell may skip the members that
+            # acknowledged these same bytes: p2p/roles/operator.py.)
             assert ag.my_new_view is not None
             ag.resends += 1
             wait = self.config.timing.scaled(
@@ -421,10 +423,17 @@ class Round:
                 ag.extended = Phase.PROPOSE
                 timing = self.config.timing
                 return [self._timer((timing.propose_ms - timing.collect_ms) // 2)]
-        silent = ag.stage is _Stage.RESULT and ag.view == 0 and ag.proposal is None
-        return self._start_view_change(
-            ag.view + 1, RejectReason.SILENT if silent else RejectReason.NONE
-        )
+        reason = RejectReason.NONE
+        if ag.stage is _Stage.RESULT and ag.view == 0 and ag.proposal is None:
+            reason = RejectReason.SILENT
+        elif (
+            ag.stage is _Stage.EXECUTOR
+            and self.phase is Phase.PROPOSE
+            and ag.proposer(ag.view) == self.me
+            and ag.proposed is None
+        ):
+            reason = RejectReason.CANNOT_EXECUTE  # our collection window ended with no value
+        return self._start_view_change(ag.view + 1, reason)
 
     # ------------------------------------------------------------------------------- verdicts
 
@@ -695,6 +704,16 @@ class Round:
         if not ag.view <= vote.view <= ag.view + FUTURE_VIEWS_MAX:
             return out
         ag.new_views.setdefault(vote.view, {})[checked.member] = checked
+        if (
+            m.reason is RejectReason.CANNOT_EXECUTE
+            and vote.view == ag.view + 1
+            and checked.member == ag.proposer(ag.view)
+            and self.phase is Phase.PROPOSE
+        ):
+            # The proposer of our view gave it up (it cannot execute): no proposal will come,
+            # so leave the view now rather than at its timeout. Only that proposer can make us
+            # leave this way, and only its own view, which it could stall anyway by silence.
+            return out + self._start_view_change(vote.view, RejectReason.NONE)
         return out + self._check_views()
 
     def _check_views(self) -> list[Action]:
@@ -740,10 +759,21 @@ class Round:
         high = ag.high.certificate if ag.high is not None else None
         ag.my_new_view = self._wire(NewView(vote.record, high, ag.entered, reason))
         ag.new_views.setdefault(view, {})[self.me] = vote
-        out: list[Action] = [
-            Broadcast(ag.my_new_view),
-            self._timer(self.config.timing.view_change_retry_ms),
-        ]
+        out: list[Action] = []
+        proposer = ag.proposer(view)
+        if reason is RejectReason.CANNOT_EXECUTE:
+            # We are the proposer of the view we leave: tell every member, so that they leave it
+            # too rather than wait out its proposal timeout (see _on_new_view).
+            out.append(Broadcast(ag.my_new_view))
+        elif proposer != self.me:
+            # Linear view change: only the next proposer needs our NEW_VIEW. It builds the view
+            # certificate from a quorum of them and its proposal carries it to everyone. If it
+            # is down or slow, the resend goes to every member (_on_timer) and the members form
+            # the certificate themselves. Sending every NEW_VIEW to every member cost m (m - 1)
+            # messages per view change: at 300 real peers on two cores, most of the committee
+            # requests, most of which timed out.
+            out.append(Send(self.membership.members[proposer].identity, ag.my_new_view))
+        out.append(self._timer(self.config.timing.view_change_retry_ms))
         return out + self._check_views()
 
     def _enter_view(self, view: int, view_certificate: QuorumCertificate | None) -> list[Action]:

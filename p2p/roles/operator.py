@@ -108,9 +108,9 @@ EXECUTIONS_MAX: Final = 64
 KEPT_BYTES_MAX: Final = 256 * 1024 * 1024
 # Round messages for a task that arrive before this node applied the block fixing its roster.
 EARLY_MESSAGES_MAX: Final = 256
-# Broadcasts per task whose acknowledgements are remembered (see `_run`): a member resends only
-# its current NEW_VIEW, so a few are plenty.
-ACKED_MESSAGES_MAX: Final = 8
+# Round messages per task whose acknowledgements are remembered (see `_run`): a member sends a
+# few per view and resends only its current NEW_VIEW and vote, so a few views' worth is plenty.
+ACKED_MESSAGES_MAX: Final = 16
 # Report fetch attempts per proposed report, and the pause between them.
 FETCH_TRIES_MAX: Final = 4
 FETCH_RETRY_MS: Final = 1000
@@ -169,7 +169,7 @@ class _Slot:
     verifying: dict[tuple[int, bytes], _Verify] = dataclasses.field(default_factory=dict)
     executors: dict[int, bytes] = dataclasses.field(default_factory=dict)
     views: dict[int, int] = dataclasses.field(default_factory=dict)  # agreement -> highest view
-    # Broadcast bytes -> the members that acknowledged them (see `_run`).
+    # Round message bytes -> the members that acknowledged them (see `_run`).
     acked: dict[bytes, set[bytes]] = dataclasses.field(default_factory=dict)
 
 
@@ -517,34 +517,34 @@ class OperatorRole:
         others = [m.identity for m in membership.members if m.identity != self.s.me]
         task_id = slot.task_id
 
-        def open_round() -> bool:
-            return task_id in self.slots
-
         def unacked(peer: bytes, acked: set[bytes]) -> Callable[[], bool]:
             return lambda: task_id in self.slots and peer not in acked
 
+        def send(peer: bytes, data: bytes) -> None:
+            # The same bytes again (a NEW_VIEW resent while no view certificate forms, a vote
+            # resent when a live view gets one more wait) go only to the members that did not
+            # acknowledge them: at 300 real peers on two cores, resending every NEW_VIEW to every
+            # member made them most of the committee requests, and most of those timed out.
+            acked = slot.acked.get(data)
+            if acked is None:
+                acked = slot.acked[data] = set()
+                while len(slot.acked) > ACKED_MESSAGES_MAX:
+                    del slot.acked[next(iter(slot.acked))]
+            if peer not in acked:
+                self.s.send_round_message(
+                    peer,
+                    PROTO_COMMITTEE,
+                    data,
+                    unacked(peer, acked),  # a retry stops once another copy got through
+                    delivered=functools.partial(acked.add, peer),
+                )
+
         for action in actions:
             if isinstance(action, Send):
-                self.s.send_round_message(action.to, PROTO_COMMITTEE, action.data, open_round)
+                send(action.to, action.data)
             elif isinstance(action, Broadcast):
-                # The same bytes again (a NEW_VIEW resent while no view certificate forms) go
-                # only to the members that did not acknowledge them: at 300 real peers on two
-                # cores, resending every NEW_VIEW to every member made them most of the
-                # committee requests, and most of those timed out.
-                acked = slot.acked.get(action.data)
-                if acked is None:
-                    acked = slot.acked[action.data] = set()
-                    while len(slot.acked) > ACKED_MESSAGES_MAX:
-                        del slot.acked[next(iter(slot.acked))]
                 for peer in others:
-                    if peer not in acked:
-                        self.s.send_round_message(
-                            peer,
-                            PROTO_COMMITTEE,
-                            action.data,
-                            unacked(peer, acked),  # a retry stops once another copy got through
-                            delivered=functools.partial(acked.add, peer),
-                        )
+                    send(peer, action.data)
             elif isinstance(action, RoundTimer):
                 key = ("task", slot.task_id, "round", action.instance, action.view)
                 self.s.timer((*key, action.phase.value), action.duration_ms)

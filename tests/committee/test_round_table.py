@@ -4,7 +4,7 @@ rejected with EventNotAllowed, exactly as `round.TRANSITIONS` says; peer input n
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -12,6 +12,7 @@ from committee.errors import EventNotAllowed
 from committee.events import (
     Action,
     Broadcast,
+    DecisionKind,
     Event,
     LocalCredential,
     LocalVerdict,
@@ -301,7 +302,10 @@ def test_every_phase_event_pair(state: str, event_name: str) -> None:
         actions = r.handle(event)  # ...and then the view changes
     if event_name == "timer-current" and phase in (Phase.PROPOSE, Phase.PREPARE, Phase.COMMIT):
         assert r.phase is Phase.VIEW_CHANGE
-        assert any(isinstance(a, Broadcast) for a in actions)
+        # NEW_VIEW goes to the next view's proposer only; m1 is that proposer, so it keeps its own.
+        assert r.ag.proposer(r.view) == r.me
+        assert not [a for a in actions if isinstance(a, Send | Broadcast)]
+        assert r.me in r.ag.new_views[r.view]
     if event_name == "commit-qc" and state in ("propose", "prepare", "commit", "view-change"):
         assert r.instance == 1  # the executor decision moved the member to the result agreement
 
@@ -433,3 +437,67 @@ def test_a_later_proposer_whose_verdict_does_not_come_proposes_the_rejection() -
     c.handle(ME, TimerFired(r.instance, r.view, r.phase))  # waits once...
     actions = c.handle(ME, TimerFired(r.instance, r.view, r.phase))  # ...and no more
     assert _proposals(actions) == [c.keys[0].public]  # reject the executor
+
+
+def _new_views(packets: Iterable[Packet]) -> list[tuple[int, int, int, RejectReason]]:
+    """(sender, receiver, view asked for, reason) of the NEW_VIEWs among `packets`."""
+    out = []
+    for p in packets:
+        _, m = decode_message(p.data)
+        if isinstance(m, NewView):
+            out.append((p.src, p.dst, m.vote.view, m.reason))
+    return out
+
+
+def test_a_view_change_sends_new_views_only_to_the_next_proposer_whose_proposal_moves_all() -> None:
+    c = at_propose()  # m0, the proposer of view 0, never starts: it is down
+    for i in (1, 2, 3):
+        c.fire(i)
+    # m2 and m3 ask m1 (the proposer of view 1), and no one else; m1 keeps its own.
+    assert sorted(_new_views(c.pending)) == [
+        (2, ME, 1, RejectReason.NONE),
+        (3, ME, 1, RejectReason.NONE),
+    ]
+    sent: list[Packet] = []
+
+    def alive(p: Packet) -> bool:
+        sent.append(p)
+        return p.dst != 0
+
+    c.deliver(alive)
+    sent.clear()
+    c.fire(ME)  # its collection window for m0's NEW_VIEW ends: it proposes with the certificate
+    c.deliver(alive)
+    assert [c.rounds[i].instance for i in (1, 2, 3)] == [1, 1, 1]  # the executor is decided
+    for i in (1, 2, 3):
+        assert [(d.kind, c.name(d.value)) for d in c.decisions[i]] == [
+            (DecisionKind.EXECUTOR, "m1")
+        ]
+    assert _new_views(sent) == []  # the proposal carried the view certificate to m2 and m3
+
+
+def test_a_proposer_that_cannot_execute_makes_the_members_leave_its_view_at_once() -> None:
+    c = fresh()
+    c.start(values={1: None}, only=(1, 2, 3))  # m0 is down; m1 cannot execute
+    c.pending.clear()
+    for i in (1, 2, 3):
+        c.fire(i)
+    c.deliver(lambda p: p.dst != 0)
+    assert (c.rounds[ME].view, c.rounds[ME].phase) == (1, Phase.PROPOSE)
+    c.fire(ME)  # m1's collection window ends with no value of its own
+    c.deliver(lambda p: p.dst != 0)
+    # m1 gave view 1 up to everyone, with its certificate; m2 and m3 entered view 1 from that
+    # message and left it with no timeout, asking m2 (view 2's proposer).
+    assert [(c.rounds[i].view, c.rounds[i].phase) for i in (1, 2, 3)] == [
+        (2, Phase.VIEW_CHANGE),
+        (2, Phase.PROPOSE),
+        (2, Phase.VIEW_CHANGE),
+    ]
+    fired = [line for line in c.lines if "timer fired" in line]
+    assert [line for line in fired if " v1 " in line] == ["m1 <- timer fired #0 v1 propose"]
+    c.fire(2)  # its collection window for m0's NEW_VIEW ends
+    c.deliver(lambda p: p.dst != 0)
+    for i in (1, 2, 3):
+        assert [(d.kind, c.name(d.value)) for d in c.decisions[i]] == [
+            (DecisionKind.EXECUTOR, "m2")
+        ]

@@ -202,28 +202,26 @@ def test_silent_executor_hands_over_to_the_next_ranked_candidate() -> None:
     assert moved == {"agreement 1: view 1"}
 
 
-def test_a_resent_new_view_goes_only_to_members_that_did_not_acknowledge_it() -> None:
-    """A member whose view change waits resends its NEW_VIEW; the members that acknowledged
-    those bytes already hold them and are skipped (with a fifth of every message lost, some
-    did not, and still get it)."""
+def test_a_resent_round_message_goes_only_to_members_that_did_not_acknowledge_it() -> None:
+    """A member whose view change waits resends its NEW_VIEW (first sent to the next proposer
+    only, then to every member), and a member whose live view gets one more wait resends its
+    vote; members that acknowledged those bytes already hold them and are skipped (with a fifth
+    of every message lost, some did not, and still get them)."""
     policies: dict[str, Policy] = {f"o{i}": SilentFirstExecutor() for i in range(8)}
     net = MemNet(3, policies=policies, loss=0.2, latency_ms=(5, 150))
     sent: dict[tuple[str, int], tuple[bytes, bytes]] = {}  # (node, request id) -> (to, bytes)
     acked: set[tuple[str, bytes, bytes]] = set()  # (sender, to, bytes) acknowledged
-    late: list[tuple[str, bytes]] = []  # NEW_VIEWs sent again to a member that had acked them
+    late: list[tuple[str, bytes]] = []  # messages sent again to a member that had acked them
     sends: dict[tuple[str, bytes], list[bytes]] = {}  # (sender, NEW_VIEW bytes) -> targets
 
     act, deliver = net._act, net.deliver
 
     def spy_act(node: MemNode, action: ev.Action) -> None:
-        if (
-            isinstance(action, ev.Request)
-            and action.protocol == ev.PROTO_COMMITTEE
-            and isinstance(decode_message(action.data)[1], NewView)
-        ):
+        if isinstance(action, ev.Request) and action.protocol == ev.PROTO_COMMITTEE:
             if (node.name, action.peer, action.data) in acked:
                 late.append((node.name, action.peer))
-            sends.setdefault((node.name, action.data), []).append(action.peer)
+            if isinstance(decode_message(action.data)[1], NewView):
+                sends.setdefault((node.name, action.data), []).append(action.peer)
             sent[(node.name, action.request_id)] = (action.peer, action.data)
         act(node, action)
 
