@@ -135,7 +135,10 @@ def _check_decisions(
         )
         task = final.task(r.task_id)
         certified = {bytes.fromhex(d) for d in r.certified}
-        if task is not None and task.report_digest is not None:
+        if task is not None and task.status is TaskStatus.COMPLETED:
+            # Only a completed task's report was certified: a rejection also records the
+            # rejected attempt's report (the lie it caught, often), and so does a failed task.
+            assert task.report_digest is not None
             certified.add(task.report_digest)
         wrong = certified & set(lies)
         if wrong:

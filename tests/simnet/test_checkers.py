@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ledger.state import genesis_state
+import dataclasses
+
+from ledger.state import Task, TaskStatus, genesis_state, task_key
 from p2p.events import TaskEvent, TaskPhase
 from simnet.checkers import Findings, check
 from simnet.observe import Recorder
@@ -83,6 +85,50 @@ def test_a_certified_lie_and_a_wrong_output_are_violations() -> None:
     rec.by_id[task].output = world.tasks[0].expected_output
     found = _safety(world, rec)
     assert found.safety == []
+
+
+def test_a_lie_recorded_by_a_rejection_is_not_a_certified_lie() -> None:
+    # The ledger keeps the report of the attempt it rejected (here the lie itself): only a
+    # completed task's report digest is a certified result (seed 4840 of the sweep flagged it).
+    world = _world()
+    rec = Recorder([True] * len(world.peers))
+    task_id = b"\x0a" * 32
+    rec.submitted(0, task_id, 5)
+    lie = b"\x33" * 32
+    state = genesis_state(world.genesis)
+
+    def final(status: TaskStatus) -> Findings:
+        task = Task(
+            poster=b"\x01" * 32,
+            spec_digest=b"\x02" * 32,
+            post_tx=b"\x03" * 32,
+            fee=10,
+            escrow=0,
+            tau=4,
+            posted_height=1,
+            status=status,
+            seed=None,
+            draw_until=0,
+            total_stake=0,
+            roster=(),
+            attempt=2,
+            executor=None,
+            report_digest=lie,
+            closed_height=9,
+        )
+        entries = {**state.entries, task_key(task_id): task}
+        return check(
+            world,
+            rec,
+            dataclasses.replace(state, entries=entries),
+            faulty=set(),
+            lies={lie},
+            end_ms=0,
+            finished_early=False,
+        )
+
+    assert final(TaskStatus.FAILED).safety == []
+    assert any("wrong result was certified" in v for v in final(TaskStatus.COMPLETED).safety)
 
 
 def test_an_undecided_task_fails_liveness_only_after_its_deadline() -> None:
