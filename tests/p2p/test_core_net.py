@@ -238,7 +238,8 @@ def test_a_resent_round_message_goes_only_to_members_that_did_not_acknowledge_it
     assert net.run_until(lambda: bool(poster.results), 4 * DEADLINE_MS)
     assert poster.results[0].output == b"resent"
     assert late == []
-    # Some NEW_VIEW went out again, to fewer members than the first time.
+    # Some NEW_VIEW went to a member more than once (a lost copy, or the resend after the first
+    # copy to the next proposer only), but no NEW_VIEW went to each of its members twice.
     again = [targets for targets in sends.values() if len(targets) > len(set(targets))]
     assert again
     assert any(len(t) < 2 * len(set(t)) for t in again)
