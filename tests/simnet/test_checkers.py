@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ledger.state import Task, TaskStatus, genesis_state, task_key
+from ledger.state import State, Task, TaskStatus, genesis_state, task_key
 from p2p.events import TaskEvent, TaskPhase
 from simnet.checkers import Findings, check
 from simnet.observe import Recorder
@@ -24,13 +24,17 @@ def _world() -> World:
 
 
 def _safety(
-    world: World, rec: Recorder, lies: frozenset[bytes] | set[bytes] = frozenset()
+    world: World,
+    rec: Recorder,
+    lies: frozenset[bytes] | set[bytes] = frozenset(),
+    final: State | None = None,
 ) -> Findings:
-    """The checkers' findings on `rec`, judged at time 0 (no liveness deadline has passed)."""
+    """The checkers' findings on `rec` against the ledger state `final` (default: genesis),
+    judged at time 0 (no liveness deadline has passed)."""
     return check(
         world,
         rec,
-        genesis_state(world.genesis),
+        genesis_state(world.genesis) if final is None else final,
         faulty=set(),
         lies=set(lies),
         end_ms=0,
@@ -117,15 +121,7 @@ def test_a_lie_recorded_by_a_rejection_is_not_a_certified_lie() -> None:
             closed_height=9,
         )
         entries = {**state.entries, task_key(task_id): task}
-        return check(
-            world,
-            rec,
-            dataclasses.replace(state, entries=entries),
-            faulty=set(),
-            lies={lie},
-            end_ms=0,
-            finished_early=False,
-        )
+        return _safety(world, rec, {lie}, dataclasses.replace(state, entries=entries))
 
     assert final(TaskStatus.FAILED).safety == []
     assert any("wrong result was certified" in v for v in final(TaskStatus.COMPLETED).safety)
