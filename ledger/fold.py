@@ -757,14 +757,20 @@ def _event_close_task_draw(c: _Ctx, task_id: bytes) -> None:
     task: Task = c.get(task_key(task_id))
     if task.status != TaskStatus.DRAWING:
         return
-    if task.roster:
+    if sum(m.weight for m in task.roster) >= c.params.min_roster_weight(task.tau):
         c.put(task_key(task_id), dataclasses.replace(task, status=TaskStatus.ELECTING))
     elif c.height + 2 + c.params.credential_window_blocks <= _redraw_deadline(c.params, task):
-        # Nobody's credential landed: draw again on a new seed, the hash of the next block (fixed
-        # two blocks on, as at posting). `draw_until` keeps this window's end while the task
-        # seeds again: the new seed is computable once that block's successor is known
+        # Too little weight landed (often none): the roster is dropped, since the sortition's
+        # failure bounds hold for a committee near tau, not for the few credentials that made
+        # the window, and the task is drawn again on a new seed, the hash of the next block
+        # (fixed two blocks on, as at posting). `draw_until` keeps this window's end while the
+        # task seeds again: the new seed is computable once that block's successor is known
         # (`chain.round_seed`).
-        c.put(task_key(task_id), dataclasses.replace(task, status=TaskStatus.SEEDING, seed=None))
+        c.release_roster(task.roster)
+        c.put(
+            task_key(task_id),
+            dataclasses.replace(task, status=TaskStatus.SEEDING, seed=None, roster=()),
+        )
         c.schedule(c.height + 2, EventKind.SEED_TASK, task_id)
     else:
         _close_task(c, task_id, task, TaskStatus.FAILED)

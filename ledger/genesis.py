@@ -53,6 +53,9 @@ class ChainParams(Record):
     tau_max: U32 = 64
     # credentials for a round are accepted for this many blocks once its seed is known
     credential_window_blocks: U32 = 3
+    # a task's roster must weigh at least this share of its tau (and at least 1) when its window
+    # closes, or the task is drawn again (see `min_roster_weight`)
+    min_roster_share_bps: U16 = 5_000
     task_timeout_blocks: U32 = 100
     max_attempts: U8 = 3
     dispute_window_blocks: U32 = 100
@@ -64,6 +67,12 @@ class ChainParams(Record):
     reporter_share_bps: U16 = 1_000
     min_measurement_interval_blocks: U32 = 10
     measurement_timeout_blocks: U32 = 20
+
+    def min_roster_weight(self, tau: int) -> int:
+        """The least roster weight a task of expected committee size `tau` runs with:
+        `min_roster_share_bps` of tau, rounded up, and at least 1 (a share of 0 accepts any
+        non-empty roster)."""
+        return max(1, -(-tau * self.min_roster_share_bps // BPS))
 
     def check(self) -> None:
         """Raise GenesisError naming the first broken rule (the operator must fix the file)."""
@@ -94,6 +103,7 @@ class ChainParams(Record):
                 "until every dispute about the rounds it served has closed"
             )
         for name in (
+            "min_roster_share_bps",
             "executor_share_bps",
             "slash_equivocation_bps",
             "slash_wrong_result_bps",

@@ -22,7 +22,7 @@ from ledger.chain import round_seed
 from ledger.devnet import DEV_BALANCE, DEV_STAKE, DevChain, DevNet
 from ledger.domains import Domain, digest
 from ledger.fold import apply_block
-from ledger.genesis import BPS
+from ledger.genesis import BPS, ChainParams
 from ledger.signing import IdentityKey
 from ledger.state import (
     MeasurementStatus,
@@ -393,6 +393,59 @@ def test_a_redrawn_task_takes_credentials_on_its_new_seed_only() -> None:
     assert task.status == TaskStatus.ELECTING
     assert [(m.identity, m.weight) for m in task.roster] == [(ops[1].identity.public, 2)]
     check_invariants(ch.state)
+
+
+def test_a_roster_below_the_minimum_weight_is_dropped_and_the_task_drawn_again() -> None:
+    # tau 8 at half: the roster must weigh 4; weights 1 + 2 are dropped, 4 is kept
+    params = dataclasses.replace(
+        TEST_PARAMS, min_roster_share_bps=5_000, task_timeout_blocks=24, unbonding_blocks=30
+    )
+    ch = DevChain(DevNet.create(validators=4, operators=5, users=4, params=params))
+    ops = ch.net.operators
+    tid = post(ch, tau=8)
+    run_until(ch, lambda s: round_seed(s, RoundKind.TASK, tid) is not None)
+    seed = round_seed(ch.state, RoundKind.TASK, tid)
+    ch.extend([ch.credential(ops[0], RoundKind.TASK, tid, seed, weight=1)])
+    ch.extend([ch.credential(ops[1], RoundKind.TASK, tid, seed, weight=2)])
+    assert len(ch.state.task(tid).roster) == 2
+    assert ch.state.operator(ops[0].identity.public).open_rounds == 1
+    run_until(ch, lambda s: s.task(tid).status != TaskStatus.DRAWING)
+    task = ch.state.task(tid)
+    assert (task.status, task.roster, task.seed) == (TaskStatus.SEEDING, (), None)
+    assert ch.state.operator(ops[0].identity.public).open_rounds == 0  # released
+    run_until(ch, lambda s: round_seed(s, RoundKind.TASK, tid) is not None)
+    new = round_seed(ch.state, RoundKind.TASK, tid)
+    ch.extend([ch.credential(ops[0], RoundKind.TASK, tid, new, weight=4)])  # lands again
+    run_until(ch, lambda s: s.task(tid).status != TaskStatus.DRAWING)
+    task = ch.state.task(tid)
+    assert task.status == TaskStatus.ELECTING
+    assert [(m.identity, m.weight) for m in task.roster] == [(ops[0].identity.public, 4)]
+    check_invariants(ch.state)
+
+
+def test_a_roster_below_the_minimum_weight_at_the_redraw_deadline_fails_the_task() -> None:
+    params = dataclasses.replace(TEST_PARAMS, min_roster_share_bps=10_000)
+    ch = DevChain(DevNet.create(validators=4, operators=5, users=4, params=params))
+    op = ch.net.operators[0]
+    tid = post(ch, fee=500, tau=3)
+    run_until(ch, lambda s: round_seed(s, RoundKind.TASK, tid) is not None)
+    seed = round_seed(ch.state, RoundKind.TASK, tid)
+    ch.extend([ch.credential(op, RoundKind.TASK, tid, seed, weight=2)])
+    run_until(ch, lambda s: s.task(tid).status != TaskStatus.DRAWING)
+    task = ch.state.task(tid)  # life 12: no room for a second window
+    assert (task.status, task.escrow, len(task.roster)) == (TaskStatus.FAILED, 0, 1)
+    assert balance(ch, ch.net.users[0].public) == DEV_BALANCE
+    assert ch.state.operator(op.identity.public).open_rounds == 0
+    check_invariants(ch.state)
+
+
+@pytest.mark.parametrize(
+    ("share_bps", "tau", "least"), [(0, 16, 1), (5_000, 16, 8), (5_000, 3, 2), (10_000, 7, 7)]
+)
+def test_the_minimum_roster_weight_is_a_share_of_tau_rounded_up(
+    share_bps: int, tau: int, least: int
+) -> None:
+    assert ChainParams(min_roster_share_bps=share_bps).min_roster_weight(tau) == least
 
 
 def test_accepted_result_pays_by_the_escrow_rule(chain: DevChain) -> None:

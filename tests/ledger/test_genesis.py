@@ -64,6 +64,7 @@ def test_omitted_params_take_defaults(net: DevNet) -> None:
         (lambda d: d["operators"][0].update(vrf_key="00" * 32), "not a valid ECVRF key"),
         (lambda d: d["params"].update(unbonding_blocks=1), "unbonding_blocks"),
         (lambda d: d["params"].update(executor_share_bps=10_001), "executor_share_bps"),
+        (lambda d: d["params"].update(min_roster_share_bps=10_001), "min_roster_share_bps"),
         (lambda d: d["params"].update(tau_max=0), "tau_max"),
         (lambda d: d["params"].update(task_timeout_blocks=2), "task_timeout_blocks"),
         (lambda d: d["params"].update(nonsense=2), "unknown field"),
