@@ -7,9 +7,15 @@ adversary spreads its stake share `a` over operators, its roster weight is A ~ B
 the honest weight is H ~ Binomial((1-a)S, p), independent; the roster weight is T = A + H.
 
 - roster empty: P(T = 0) = (1-p)^S;
-- adversary holds a third or more of the roster weight: P(3A >= T > 0). It can then stall the
-  task (no quorum without it) and, with control of the network, break safety;
-- adversary holds more than two thirds: P(3A > 2T), a quorum on its own (it decides alone);
+- roster light: P(T < w), w = the ledger's minimum roster weight (`min_roster_share_bps` of
+  tau, at least 1): the ledger drops such a roster and draws the task again;
+- adversary holds a third or more of a kept roster's weight: P(3A >= T >= w). It can then stall
+  the task (no quorum without it) and, with control of the network, break safety;
+- adversary holds more than two thirds: P(3A > 2T >= 2w), a quorum on its own (it decides
+  alone);
+- censored: if every honest credential is kept out of the window (honest members flooded, or
+  validators that leave their credentials out), the roster is the adversary's alone and is kept
+  when P(A >= w): what the minimum weight bounds (without it, P(A >= 1));
 - expected roster size (members, not weight): sum_i 1 - (1-p)^{s_i}; this depends on the stake
   distribution and sets the message counts: a decision costs 5 (m - 1) messages per agreement
   (a task has two: executor and result), a view change about (m - 1)^2.
@@ -31,6 +37,7 @@ from fractions import Fraction
 from typing import Final
 
 from committee.sortition import TAU_MAX, p0_bounds
+from ledger.genesis import BPS, ChainParams, min_roster_weight
 
 # The default expected committee size (see README: choosing tau).
 DEFAULT_TAU: Final = 100
@@ -38,6 +45,7 @@ DEFAULT_ADVERSARY: Final = 0.2
 DEFAULT_OPERATORS: Final = 1000
 DEFAULT_MEAN_STAKE: Final = 10_000  # stake units per operator on average
 DEFAULT_TAUS: Final = (16, 32, 64, 100, 128, 200, 256)
+DEFAULT_MIN_ROSTER_SHARE: Final = ChainParams().min_roster_share_bps / BPS
 # Terms of a pmf are walked up to mean + this many standard deviations (+ a margin for small
 # means); the mass beyond is bounded and added to the enclosure.
 TAIL_SIGMAS: Final = 40
@@ -98,19 +106,25 @@ class Analysis:
     adversary: float
     total_stake: int
     operators: int
+    min_weight: int
     empty: Interval
+    light: Interval
     stall: Interval
     alone: Interval
+    censored: Interval
     expected_members: float
     messages_task: float
     messages_block: float
     messages_view_change: float
 
 
-def analyse(tau: int, adversary: float, stakes: Sequence[int]) -> Analysis:
+def analyse(tau: int, adversary: float, stakes: Sequence[int], min_weight: int = 1) -> Analysis:
     """The committee's failure probabilities for expected size `tau` when the adversary holds the
-    share `adversary` of the total stake `sum(stakes)`."""
+    share `adversary` of the total stake `sum(stakes)` and the ledger keeps rosters of weight
+    `min_weight` or more (1: any non-empty roster). Raises ValueError naming the bad argument."""
     total = sum(stakes)
+    if min_weight < 1:
+        raise ValueError("the minimum roster weight must be at least 1")
     if not 1 <= tau <= min(TAU_MAX, total - 1):
         raise ValueError(f"tau must be in [1, min({TAU_MAX}, total stake - 1)]")
     if not 0 <= adversary < 1:
@@ -133,30 +147,53 @@ def analyse(tau: int, adversary: float, stakes: Sequence[int]) -> Analysis:
 
     def lower(c: list[int], k: int, n: int) -> int:
         """A lower bound of P(X <= k): past the cutoff, the CDF is at least its last value."""
+        if k < 0:
+            return 0
         return one if k >= n else c[min(k, len(c) - 1)]
 
     def upper(c: list[int], k: int, n: int) -> int:
+        if k < 0:
+            return 0
         return one if k >= n or k >= len(c) else min(one, c[k])
 
-    # Stall: the sum over a >= 1 of P(A=a) P(H <= 2a); beyond A's cutoff, at most its tail.
-    stall_lo = sum(a_lo[a] * lower(cdf_h_lo, 2 * a, n_h) for a in range(1, len(a_lo)))
-    stall_hi = sum(a_hi[a] * upper(cdf_h_hi, 2 * a, n_h) for a in range(1, len(a_hi)))
+    w = min_weight
+    # Stall: the sum over a >= 1 of P(A=a) P(w - a <= H <= 2a); beyond A's cutoff, at most its
+    # tail.
+    stall_lo = sum(
+        a_lo[a] * max(0, lower(cdf_h_lo, 2 * a, n_h) - upper(cdf_h_hi, w - a - 1, n_h))
+        for a in range(1, len(a_lo))
+    )
+    stall_hi = sum(
+        a_hi[a] * max(0, min(one, upper(cdf_h_hi, 2 * a, n_h) - lower(cdf_h_lo, w - a - 1, n_h)))
+        for a in range(1, len(a_hi))
+    )
     stall_hi += a_tail * one
-    # Alone: the sum over h of P(H=h) P(A > 2h); beyond H's cutoff, at most its tail.
-    alone_lo = sum(h_lo[h] * (one - upper(cdf_a_hi, 2 * h, n_a)) for h in range(len(h_lo)))
-    alone_hi = sum(h_hi[h] * (one - lower(cdf_a_lo, 2 * h, n_a)) for h in range(len(h_hi)))
+    # Alone: the sum over h of P(H=h) P(A > max(2h, w - h - 1)); beyond H's cutoff, at most its
+    # tail.
+    alone_lo = sum(
+        h_lo[h] * (one - upper(cdf_a_hi, max(2 * h, w - h - 1), n_a)) for h in range(len(h_lo))
+    )
+    alone_hi = sum(
+        h_hi[h] * (one - lower(cdf_a_lo, max(2 * h, w - h - 1), n_a)) for h in range(len(h_hi))
+    )
     alone_hi += h_tail * one
     scale = one * one
     empty_lo, empty_hi = p0_bounds(total, tau, total, bits)
+    t_lo, t_hi = pmf_bounds(total, tau, total, w - 1, bits)
+    censored_lo = one - upper(cdf_a_hi, w - 1, n_a)
+    censored_hi = one - lower(cdf_a_lo, w - 1, n_a)
     members = sum(1 - (1 - p) ** s for s in stakes)
     return Analysis(
         tau=tau,
         adversary=adversary,
         total_stake=total,
         operators=len(stakes),
+        min_weight=w,
         empty=Interval(Fraction(empty_lo, one), Fraction(empty_hi, one)),
+        light=Interval(Fraction(sum(t_lo), one), Fraction(min(sum(t_hi), one), one)),
         stall=Interval(Fraction(stall_lo, scale), Fraction(min(stall_hi, scale), scale)),
         alone=Interval(Fraction(alone_lo, scale), Fraction(min(alone_hi, scale), scale)),
+        censored=Interval(Fraction(censored_lo, one), Fraction(censored_hi, one)),
         expected_members=members,
         messages_task=10 * max(0.0, members - 1),
         messages_block=5 * max(0.0, members - 1),
@@ -184,6 +221,9 @@ def sci(x: Fraction) -> str:
     while mantissa >= 10:
         mantissa /= 10
         exponent += 1
+    if round(float(mantissa), 2) >= 10:  # 9.995 and up print as 1.00 of the next power
+        mantissa /= 10
+        exponent += 1
     return f"{float(mantissa):.2f}e{exponent:+03d}"
 
 
@@ -202,6 +242,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_ADVERSARY,
         help="adversary's share of the total stake, in [0, 1)",
+    )
+    parser.add_argument(
+        "--min-roster-share",
+        type=float,
+        default=DEFAULT_MIN_ROSTER_SHARE,
+        help="the ledger's minimum roster weight as a share of tau, in [0, 1] (genesis "
+        "min_roster_share_bps / 10000; 0: any non-empty roster is kept)",
     )
     parser.add_argument("--operators", type=int, default=DEFAULT_OPERATORS)
     parser.add_argument("--stake-dist", choices=("uniform", "zipf", "equal"), default="uniform")
@@ -235,14 +282,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Print the analysis for args.tau and a table over args.taus; the last line is JSON."""
     stakes = stake_distribution(args.stake_dist, args.operators, args.mean_stake, args.zipf_s)
-    chosen = analyse(args.tau, args.adversary, stakes)
+    if not 0 <= args.min_roster_share <= 1:
+        raise SystemExit(f"--min-roster-share {args.min_roster_share} must be in [0, 1]")
+    share_bps = round(args.min_roster_share * BPS)
+
+    def analysis(tau: int) -> Analysis:
+        return analyse(tau, args.adversary, stakes, min_roster_weight(tau, share_bps))
+
+    chosen = analysis(args.tau)
     print(
         f"{args.operators} operators, {args.stake_dist} stake (mean {args.mean_stake}, total "
-        f"{chosen.total_stake}), adversary holds {args.adversary:.0%} of the stake\n"
-        f"tau = {args.tau}:\n"
+        f"{chosen.total_stake}), adversary holds {args.adversary:.0%} of the stake, rosters "
+        f"kept from {share_bps / BPS:.0%} of tau\n"
+        f"tau = {args.tau}, minimum roster weight {chosen.min_weight}:\n"
         f"  P(roster empty)                          {_show(chosen.empty)}\n"
+        f"  P(roster light: drawn again)             {_show(chosen.light)}\n"
         f"  P(adversary >= 1/3 of roster weight)     {_show(chosen.stall)}   (can stall)\n"
         f"  P(adversary >  2/3 of roster weight)     {_show(chosen.alone)}   (decides alone)\n"
+        f"  P(adversary alone reaches the minimum)   {_show(chosen.censored)}   (decides alone "
+        f"if every honest credential is kept out)\n"
         f"  expected roster size                     {chosen.expected_members:.1f} members "
         f"(weight {args.tau})\n"
         f"  messages per task decision               {chosen.messages_task:.0f} "
@@ -250,15 +308,16 @@ def run(args: argparse.Namespace) -> int:
         f"  messages per view change                 ~{chosen.messages_view_change:.0f} "
         f"((m-1)^2 NEW_VIEWs)\n"
     )
-    rows = [analyse(t, args.adversary, stakes) for t in args.taus if t < chosen.total_stake]
+    rows = [analysis(t) for t in args.taus if t < chosen.total_stake]
     print(
-        f"{'tau':>5} {'members':>8} {'P(empty)':>10} {'P(>=1/3)':>10} {'P(>2/3)':>10} "
-        f"{'msgs/task':>10} {'msgs/view-change':>17}"
+        f"{'tau':>5} {'members':>8} {'P(empty)':>10} {'P(light)':>10} {'P(>=1/3)':>10} "
+        f"{'P(>2/3)':>10} {'P(censored)':>11} {'msgs/task':>10} {'msgs/view-change':>17}"
     )
     for r in rows:
         print(
             f"{r.tau:>5} {r.expected_members:>8.1f} {sci(r.empty.mid):>10} "
-            f"{sci(r.stall.mid):>10} {sci(r.alone.mid):>10} {r.messages_task:>10.0f} "
+            f"{sci(r.light.mid):>10} {sci(r.stall.mid):>10} {sci(r.alone.mid):>10} "
+            f"{sci(r.censored.mid):>11} {r.messages_task:>10.0f} "
             f"{r.messages_view_change:>17.0f}"
         )
     print(
@@ -268,9 +327,12 @@ def run(args: argparse.Namespace) -> int:
                     "tau": r.tau,
                     "adversary": r.adversary,
                     "members": round(r.expected_members, 2),
+                    "min_weight": r.min_weight,
                     "p_empty": sci(r.empty.mid),
+                    "p_light": sci(r.light.mid),
                     "p_stall": sci(r.stall.mid),
                     "p_alone": sci(r.alone.mid),
+                    "p_censored": sci(r.censored.mid),
                     "messages_task": round(r.messages_task),
                     "messages_view_change": round(r.messages_view_change),
                 }

@@ -69,10 +69,8 @@ class ChainParams(Record):
     measurement_timeout_blocks: U32 = 20
 
     def min_roster_weight(self, tau: int) -> int:
-        """The least roster weight a task of expected committee size `tau` runs with:
-        `min_roster_share_bps` of tau, rounded up, and at least 1 (a share of 0 accepts any
-        non-empty roster)."""
-        return max(1, -(-tau * self.min_roster_share_bps // BPS))
+        """The least roster weight a task of expected committee size `tau` runs with."""
+        return min_roster_weight(tau, self.min_roster_share_bps)
 
     def check(self) -> None:
         """Raise GenesisError naming the first broken rule (the operator must fix the file)."""
@@ -118,6 +116,12 @@ class ChainParams(Record):
             raise GenesisError(
                 "params.measurement_timeout_blocks must exceed credential_window_blocks + 1"
             )
+
+
+def min_roster_weight(tau: int, share_bps: int) -> int:
+    """`share_bps` of `tau`, rounded up, and at least 1 (a share of 0 accepts any non-empty
+    roster): the least weight a task's roster must have when its credential window closes."""
+    return max(1, -(-tau * share_bps // BPS))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

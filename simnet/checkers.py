@@ -25,7 +25,7 @@ from collections.abc import Collection
 from typing import Final
 
 from executor.sandbox import output_hash
-from ledger.state import State, TaskStatus
+from ledger.state import State, Task, TaskStatus
 from simnet.observe import Recorder
 from simnet.world import World
 
@@ -160,6 +160,16 @@ def _check_decisions(
                 )
 
 
+def _why_failed(final: State, task: Task) -> str:
+    """Why the ledger failed a task: its last credential window closed empty or lighter than the
+    minimum roster weight, or every attempt was rejected."""
+    if not task.roster:
+        return "no roster"
+    if sum(m.weight for m in task.roster) < final.params.min_roster_weight(task.tau):
+        return "roster below the minimum weight"
+    return f"{task.attempt + 1} attempts rejected"
+
+
 def _check_liveness(
     world: World,
     rec: Recorder,
@@ -204,7 +214,7 @@ def _check_liveness(
             }.get(task.status, "open")
         why = ""
         if status == "failed":
-            why = "no roster" if not members else f"{task.attempt + 1} attempts rejected"  # type: ignore[union-attr]
+            why = _why_failed(final, task)  # type: ignore[arg-type]
         outcome = TaskOutcome(plan.index, status, decided_ms, members, round(share, 4), why)
         out.outcomes.append(outcome)
         decided = status in ("completed", "failed") and decided_ms is not None

@@ -14,6 +14,7 @@ import dataclasses
 from typing import Final
 
 from p2p.events import Penalise, ResultReady, TaskEvent, TaskPhase
+from p2p.roles.poster import LIGHT_WINDOW
 
 # Distinct values remembered per (task, attempt) decision: two already prove a violation, a few
 # more help the reader; a byzantine flood of values must not grow the recorder.
@@ -54,7 +55,8 @@ class TaskRecord:
     output_report: bytes | None = None
     rejected: set[int] = dataclasses.field(default_factory=set)  # attempts rejected
     drawn: int = 0  # peers that were drawn and sent a credential (compare with the roster)
-    redraws: int = 0  # credential windows that closed empty (its poster's REDRAWN events)
+    redraws: int = 0  # credential windows that closed empty or light (its poster's REDRAWN events)
+    light_windows: int = 0  # of those, windows whose roster the ledger dropped as too light
     max_view: int = 0  # the highest view an honest member's agreement of this task moved to
 
 
@@ -114,6 +116,7 @@ class Recorder:
             rec.drawn += 1
         elif event.phase is TaskPhase.REDRAWN:
             rec.redraws += 1
+            rec.light_windows += event.detail.startswith(LIGHT_WINDOW)
         if not self.honest[peer]:
             return
         if event.phase is TaskPhase.EXECUTOR_CONFIRMED and event.detail.startswith("attempt "):

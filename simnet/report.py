@@ -239,8 +239,9 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"{report.get('scenario', {}).get('validators')} validators",
         f"  tasks: posted {tasks.get('posted')}, completed {tasks.get('completed')}, "
         f"failed {tasks.get('failed')}, expired {tasks.get('expired')}, "
-        f"undecided {tasks.get('undecided')}; drawn again after an empty window: "
-        f"{tasks.get('redrawn', 0)} ({tasks.get('redraws', 0)} windows)",
+        f"undecided {tasks.get('undecided')}; drawn again after an empty or light window: "
+        f"{tasks.get('redrawn', 0)} ({tasks.get('redraws', 0)} windows, "
+        f"{tasks.get('light_windows', 0)} light)",
     ]
     if tasks.get("max_view"):
         lines.append(

@@ -128,8 +128,10 @@ def build_report(
             "not_posted": status.get("not-posted", 0),
             "why_not_completed": dict(sorted(failed_why.items())),
             "rejected_attempts": sum(len(r.rejected) for r in rec.tasks.values()),
-            # credential windows that closed empty, and the tasks drawn again after one
+            # credential windows that closed empty or light (a roster below the ledger's minimum
+            # weight, dropped), and the tasks drawn again after one
             "redraws": sum(r.redraws for r in rec.tasks.values()),
+            "light_windows": sum(r.light_windows for r in rec.tasks.values()),
             "redrawn": sum(1 for r in rec.tasks.values() if r.redraws),
             # tasks by the highest view any of their agreements moved to (0: no view change),
             # all of them and those that did not complete

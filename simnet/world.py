@@ -104,16 +104,19 @@ class World:
         return held / total if total else 0.0
 
     def prediction(self) -> dict[str, float | None]:
-        """What `committee.params` predicts for one task's roster under this stake split:
-        P(roster empty), P(byzantine >= 1/3: may stall), P(byzantine > 2/3: decides alone)."""
+        """What `committee.params` predicts for one task's roster under this stake split and the
+        chain's minimum roster weight: P(roster empty), P(roster light: drawn again),
+        P(byzantine >= 1/3: may stall), P(byzantine > 2/3: decides alone)."""
         share = self.byzantine_stake_share
         stakes = self.operator_stakes
         tau = self.scenario.workload.tau
         if tau >= sum(stakes):
-            return {"empty": None, "stall": None, "alone": None}
-        analysis = committee_params.analyse(tau, share, stakes)
+            return {"empty": None, "light": None, "stall": None, "alone": None}
+        least = self.genesis.params.min_roster_weight(tau)
+        analysis = committee_params.analyse(tau, share, stakes, least)
         return {
             "empty": float(analysis.empty.mid),
+            "light": float(analysis.light.mid),
             "stall": float(analysis.stall.mid),
             "alone": float(analysis.alone.mid),
             "expected_members": round(analysis.expected_members, 2),

@@ -193,8 +193,9 @@ class OperatorRole:
             raise CoreMisuse("the operator role needs CoreConfig.vrf_key")
         self.vrf_key = vrf_key
         self.slots: dict[bytes, _Slot] = {}
-        # Tasks whose credential window closed empty in the last block: drawn again in this one,
-        # when the new seed is computable (`ledger.chain.round_seed`).
+        # Tasks whose credential window closed empty (or with a roster below the ledger's minimum
+        # weight, which the ledger drops) in the last block: drawn again in this one, when the
+        # new seed is computable (`ledger.chain.round_seed`).
         self.redraws: list[bytes] = []
         self.specs: collections.OrderedDict[bytes, tuple[int, bytes]] = collections.OrderedDict()
         self.why_not: collections.OrderedDict[bytes, str] = collections.OrderedDict()
@@ -272,7 +273,7 @@ class OperatorRole:
                 self._task_changed(slot, new)
             task = new.task(task_id)
             if task is not None and task.status == TaskStatus.SEEDING and task.draw_until:
-                self.redraws.append(task_id)  # its window closed empty (ledger/README.md)
+                self.redraws.append(task_id)  # its window closed empty or light (ledger/README.md)
 
     def _connect_ahead(self, slot: _Slot) -> None:
         """Ask for connections to the co-members this node will talk to, while the credential
@@ -358,10 +359,13 @@ class OperatorRole:
             del self.slots[slot.task_id]
             return
         if task.status == TaskStatus.SEEDING and task.draw_until >= slot.window_end:
-            # No credential reached the window (ours neither): the ledger draws the task again,
-            # and this node draws on the new seed like everyone else.
-            self._remember_why(slot.task_id, "drawn, but the window closed empty: drawn again")
-            self.s.task_event(slot.task_id, TaskPhase.NOT_DRAWN, "window closed empty")
+            # The window closed with no credential or too little weight (ours may have landed:
+            # the ledger dropped that roster); the ledger draws the task again, and this node
+            # draws on the new seed like everyone else.
+            self._remember_why(
+                slot.task_id, "drawn, but the window closed empty or too light: drawn again"
+            )
+            self.s.task_event(slot.task_id, TaskPhase.NOT_DRAWN, "window closed empty or too light")
             del self.slots[slot.task_id]
             return
         if task.status in (TaskStatus.DRAWING, TaskStatus.SEEDING):

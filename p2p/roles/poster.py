@@ -59,12 +59,16 @@ FETCH_RETRY_MS: Final = 1000
 # attempt's): invalid, not fatal.
 PENALTY_BAD_OUTPUT: Final = 25
 _NO_CERTIFICATE: Final = "no valid result certificate"
+# How a REDRAWN event's detail starts when the ledger dropped a roster below its minimum weight
+# (the simulator counts those windows apart from empty ones).
+LIGHT_WINDOW: Final = "credentials of weight"
 
 
 @dataclasses.dataclass(slots=True)
 class _Followed:
     task_id: bytes
     status: TaskStatus | None = None
+    roster_weight: int = 0  # while DRAWING: the weight of the credentials landed so far
     certificate: QuorumCertificate | None = None
     tries: int = 0
     fetching: bool = False
@@ -183,7 +187,11 @@ class PosterRole:
 
     def _update(self, f: _Followed, state: State) -> None:
         task = state.task(f.task_id)
-        if task is None or task.status == f.status or f.done:
+        if task is None or f.done:
+            return
+        if task.status == TaskStatus.DRAWING:
+            f.roster_weight = sum(m.weight for m in task.roster)
+        if task.status == f.status:
             return
         previous, f.status = f.status, task.status
         if previous is None:
@@ -192,7 +200,12 @@ class PosterRole:
             self.s.task_event(f.task_id, TaskPhase.SEED, task.seed.hex() if task.seed else "")
         elif task.status == TaskStatus.SEEDING and previous == TaskStatus.DRAWING:
             window, block = task.draw_until, task.seed_height()
-            detail = f"no credential by height {window}; new seed from block {block}"
+            if f.roster_weight:  # the ledger dropped a roster below its minimum weight
+                least = state.params.min_roster_weight(task.tau)
+                landed = f"{LIGHT_WINDOW} {f.roster_weight} (minimum {least})"
+            else:
+                landed = "no credential"
+            detail = f"{landed} by height {window}; new seed from block {block}"
             self.s.task_event(f.task_id, TaskPhase.REDRAWN, detail)
         elif task.status == TaskStatus.ELECTING:
             self.s.task_event(

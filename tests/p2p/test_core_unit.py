@@ -517,7 +517,7 @@ def test_an_operator_draws_again_on_the_new_seed_when_a_window_closed_empty() ->
     assert task is not None
     assert (task.status, bool(task.draw_until)) == (TaskStatus.SEEDING, True)
     assert not _credentials(actions)  # the old proof is not sent again
-    assert core.why(task_id) == "drawn, but the window closed empty: drawn again"
+    assert core.why(task_id) == "drawn, but the window closed empty or too light: drawn again"
     # One block later the new seed is computable: the operator draws on it.
     (again,) = _credentials(feed(core, chain.extend()))
     body, old = again.body(), first.body()
@@ -529,6 +529,33 @@ def test_an_operator_draws_again_on_the_new_seed_when_a_window_closed_empty() ->
     chain.extend([again])
     roster = chain.state.task(task_id).roster  # type: ignore[union-attr]
     assert NET.operators[0].identity.public in {m.identity for m in roster}
+
+
+def test_an_operator_whose_credential_landed_on_a_roster_too_light_draws_again() -> None:
+    chain, task_id, blocks = _posted_chain(tau=64)
+    core = operator_core(0)
+    core.handle(ev.Started(0))
+    feed(core, blocks[0])
+    (first,) = _credentials(feed(core, blocks[1]))
+    body = first.body()
+    assert isinstance(body, Credential)
+    assert body.weight < NET.genesis.params.min_roster_weight(64)  # alone, it is too light
+    feed(core, chain.extend([]))  # the seed is fixed; the credential lands in the block after
+    feed(core, chain.extend([first]))
+    assert [m.identity for m in chain.state.task(task_id).roster] == [  # type: ignore[union-attr]
+        NET.operators[0].identity.public
+    ]
+    while chain.state.task(task_id).status == TaskStatus.DRAWING:  # type: ignore[union-attr]
+        actions = feed(core, chain.extend())
+    task = chain.state.task(task_id)
+    assert task is not None
+    assert (task.status, task.roster) == (TaskStatus.SEEDING, ())  # dropped by the ledger
+    assert not _credentials(actions)
+    assert core.why(task_id) == "drawn, but the window closed empty or too light: drawn again"
+    assert not [r for r in _of(actions, ev.Request) if r.protocol == ev.PROTO_COMMITTEE]
+    (again,) = _credentials(feed(core, chain.extend()))
+    assert again.body().vrf_proof != body.vrf_proof  # type: ignore[union-attr]
+    admit(chain.state, again)
 
 
 def test_drawn_operators_connect_ahead_to_the_likely_proposers_and_these_to_everyone() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ledger.certificates import Member
 from ledger.state import State, Task, TaskStatus, genesis_state, task_key
 from p2p.events import TaskEvent, TaskPhase
 from simnet.checkers import Findings, check
@@ -40,6 +41,34 @@ def _safety(
         end_ms=0,
         finished_early=False,
     )
+
+
+def _closed_task(
+    status: TaskStatus, report_digest: bytes | None = None, roster: tuple[Member, ...] = ()
+) -> Task:
+    """A task of tau 4 that the ledger closed with `status` after three attempts."""
+    return Task(
+        poster=b"\x01" * 32,
+        spec_digest=b"\x02" * 32,
+        post_tx=b"\x03" * 32,
+        fee=10,
+        escrow=0,
+        tau=4,
+        posted_height=1,
+        status=status,
+        seed=None,
+        draw_until=0,
+        total_stake=0,
+        roster=roster,
+        attempt=2,
+        executor=None,
+        report_digest=report_digest,
+        closed_height=9,
+    )
+
+
+def _holding(state: State, task_id: bytes, task: Task) -> State:
+    return dataclasses.replace(state, entries={**state.entries, task_key(task_id): task})
 
 
 def test_two_blocks_at_one_height_is_a_safety_violation() -> None:
@@ -102,29 +131,29 @@ def test_a_lie_recorded_by_a_rejection_is_not_a_certified_lie() -> None:
     state = genesis_state(world.genesis)
 
     def final(status: TaskStatus) -> Findings:
-        task = Task(
-            poster=b"\x01" * 32,
-            spec_digest=b"\x02" * 32,
-            post_tx=b"\x03" * 32,
-            fee=10,
-            escrow=0,
-            tau=4,
-            posted_height=1,
-            status=status,
-            seed=None,
-            draw_until=0,
-            total_stake=0,
-            roster=(),
-            attempt=2,
-            executor=None,
-            report_digest=lie,
-            closed_height=9,
-        )
-        entries = {**state.entries, task_key(task_id): task}
-        return _safety(world, rec, {lie}, dataclasses.replace(state, entries=entries))
+        return _safety(world, rec, {lie}, _holding(state, task_id, _closed_task(status, lie)))
 
     assert final(TaskStatus.FAILED).safety == []
     assert any("wrong result was certified" in v for v in final(TaskStatus.COMPLETED).safety)
+
+
+def test_a_failed_task_says_whether_its_roster_was_missing_light_or_rejected() -> None:
+    world = _world()
+    rec = Recorder([True] * len(world.peers))
+    task_id = b"\x0b" * 32
+    rec.submitted(0, task_id, 5)
+    state = genesis_state(world.genesis)
+    assert state.params.min_roster_weight(4) == 2
+
+    def why(*weights: int) -> str:
+        roster = tuple(Member(bytes([i]) * 32, w, b"\x04" * 32) for i, w in enumerate(weights))
+        final = _holding(state, task_id, _closed_task(TaskStatus.FAILED, roster=roster))
+        (outcome,) = _safety(world, rec, final=final).outcomes
+        return outcome.why
+
+    assert why() == "no roster"
+    assert why(1) == "roster below the minimum weight"
+    assert why(1, 1) == "3 attempts rejected"
 
 
 def test_an_undecided_task_fails_liveness_only_after_its_deadline() -> None:

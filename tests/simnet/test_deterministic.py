@@ -97,6 +97,25 @@ def test_tasks_whose_window_closes_empty_are_drawn_again_and_complete() -> None:
     assert all(r.phases["redrawn"] < r.phases["roster"] for r in redrawn)
 
 
+def test_light_rosters_are_drawn_again_and_every_task_runs_on_one_of_the_minimum_weight() -> None:
+    # tau 3: the ledger keeps rosters of weight 2 or more (half, rounded up); this seed lands a
+    # single weight-1 credential in some windows
+    wl = Workload(tasks=6, rate_per_s=2.0, tau=3, jobs=("echo",))
+    run = DeterministicRun(small(seed=3, workload=wl))
+    report, _ = run.run("x")
+    assert report["result"] == "ok", report["checks"]
+    tasks = report["tasks"]
+    assert tasks["light_windows"] > 0
+    assert tasks["redraws"] >= tasks["light_windows"]
+    assert tasks["completed"] == 6
+    state = run.final_state()
+    least = state.params.min_roster_weight(3)
+    assert least == 2
+    for rec in run.rec.tasks.values():
+        task = state.task(rec.task_id)
+        assert sum(m.weight for m in task.roster) >= least
+
+
 def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
     a, _ = DeterministicRun(small(seed=11)).run("x")
     b, _ = DeterministicRun(small(seed=11)).run("x")
