@@ -757,7 +757,7 @@ def _event_close_task_draw(c: _Ctx, task_id: bytes) -> None:
     task: Task = c.get(task_key(task_id))
     if task.status != TaskStatus.DRAWING:
         return
-    if sum(m.weight for m in task.roster) >= c.params.min_roster_weight(task.tau):
+    if task.roster_weight() >= c.params.min_roster_weight(task.tau):
         c.put(task_key(task_id), dataclasses.replace(task, status=TaskStatus.ELECTING))
     elif c.height + 2 + c.params.credential_window_blocks <= _redraw_deadline(c.params, task):
         # Too little weight landed (often none): the roster is dropped, since the sortition's

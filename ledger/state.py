@@ -60,11 +60,11 @@ class KeyKind(enum.IntEnum):
 
 class TaskStatus(enum.IntEnum):
     """SEEDING: waiting for the block after the one that included it (its hash seeds the draw),
-    or, after a credential window that no credential reached, for the block after that window
-    (a redraw). DRAWING: credentials are accepted. ELECTING: the roster is fixed and runs the BFT
-    round for an executor. EXECUTING: the executor runs the job and the roster verifies.
-    COMPLETED, FAILED (no roster and no time left to draw again, or every attempt rejected) and
-    EXPIRED (timeout) are closed."""
+    or, after a credential window that closed empty or lighter than the minimum roster weight,
+    for the block after that window (a redraw). DRAWING: credentials are accepted. ELECTING: the
+    roster is fixed and runs the BFT round for an executor. EXECUTING: the executor runs the job
+    and the roster verifies. COMPLETED, FAILED (no roster of the minimum weight and no time left
+    to draw again, or every attempt rejected) and EXPIRED (timeout) are closed."""
 
     SEEDING = 1
     DRAWING = 2
@@ -105,7 +105,7 @@ class EventKind(enum.IntEnum):
     """Work the fold does at the start of a block, scheduled by earlier blocks."""
 
     SEED_TASK = 1  # fix a task's seed from the parent hash; open its credential window
-    CLOSE_TASK_DRAW = 2  # fix the task's roster (or fail the task if nobody joined)
+    CLOSE_TASK_DRAW = 2  # fix the task's roster (or draw again, or fail, if it is too light)
     TASK_TIMEOUT = 3  # expire the task if it is still open; refund the escrow
     RELEASE_UNBOND = 4  # return `amount` of unbonding stake to the operator's balance
     OPEN_MEASUREMENT = 5  # start the service's next measurement round
@@ -173,8 +173,13 @@ class Task(Record):
 
     def seed_height(self) -> int:
         """The height of the block whose hash seeds the next draw (meaningful while SEEDING): the
-        block after the one that included the task, or after the empty window of a redraw."""
+        block after the one that included the task, or after the empty or light window of a
+        redraw."""
         return (self.draw_until or self.posted_height) + 1
+
+    def roster_weight(self) -> int:
+        """The summed weight of the roster's members (compare `ChainParams.min_roster_weight`)."""
+        return sum(m.weight for m in self.roster)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

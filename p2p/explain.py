@@ -99,9 +99,7 @@ def explain_draw(
         member = members[identity]
         rank = _roster_rank(store, task.roster, identity)
         role = "executor" if task.executor == identity else "drawn"
-        detail = (
-            f"on the roster with weight {member.weight} of {sum(m.weight for m in task.roster)}"
-        )
+        detail = f"on the roster with weight {member.weight} of {task.roster_weight()}"
         if rank is not None:
             detail += f", candidate rank {rank + 1} of {len(task.roster)}"
         if task.executor == identity:

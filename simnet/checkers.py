@@ -97,7 +97,7 @@ def _roster_faulty_share(
     task = final.task(task_id)
     if task is None or not task.roster:
         return 0, 0.0
-    total = sum(m.weight for m in task.roster)
+    total = task.roster_weight()
     bad = sum(m.weight for m in task.roster if m.identity in faulty)
     return len(task.roster), bad / total if total else 0.0
 
@@ -165,7 +165,7 @@ def _why_failed(final: State, task: Task) -> str:
     minimum roster weight, or every attempt was rejected."""
     if not task.roster:
         return "no roster"
-    if sum(m.weight for m in task.roster) < final.params.min_roster_weight(task.tau):
+    if task.roster_weight() < final.params.min_roster_weight(task.tau):
         return "roster below the minimum weight"
     return f"{task.attempt + 1} attempts rejected"
 

@@ -190,7 +190,7 @@ class PosterRole:
         if task is None or f.done:
             return
         if task.status == TaskStatus.DRAWING:
-            f.roster_weight = sum(m.weight for m in task.roster)
+            f.roster_weight = task.roster_weight()
         if task.status == f.status:
             return
         previous, f.status = f.status, task.status

@@ -43,6 +43,14 @@ def _safety(
     )
 
 
+def _one_task(task_id: bytes, at_ms: int = 5) -> tuple[World, Recorder]:
+    """The test world and a recorder (every peer honest) in which peer 0 posted `task_id`."""
+    world = _world()
+    rec = Recorder([True] * len(world.peers))
+    rec.submitted(0, task_id, at_ms)
+    return world, rec
+
+
 def _closed_task(
     status: TaskStatus, report_digest: bytes | None = None, roster: tuple[Member, ...] = ()
 ) -> Task:
@@ -104,10 +112,8 @@ def test_two_executors_or_two_results_from_honest_peers_are_violations() -> None
 
 
 def test_a_certified_lie_and_a_wrong_output_are_violations() -> None:
-    world = _world()
-    rec = Recorder([True] * len(world.peers))
     task = b"\x09" * 32
-    rec.submitted(0, task, 5)
+    world, rec = _one_task(task)
     lie = b"\x33" * 32
     rec.task_event(4, TaskEvent(task, TaskPhase.CERTIFIED, 13, lie.hex()))
     rec.by_id[task].output = b"not the output"
@@ -123,10 +129,8 @@ def test_a_certified_lie_and_a_wrong_output_are_violations() -> None:
 def test_a_lie_recorded_by_a_rejection_is_not_a_certified_lie() -> None:
     # The ledger keeps the report of the attempt it rejected (here the lie itself): only a
     # completed task's report digest is a certified result (seed 4840 of the sweep flagged it).
-    world = _world()
-    rec = Recorder([True] * len(world.peers))
     task_id = b"\x0a" * 32
-    rec.submitted(0, task_id, 5)
+    world, rec = _one_task(task_id)
     lie = b"\x33" * 32
     state = genesis_state(world.genesis)
 
@@ -138,10 +142,8 @@ def test_a_lie_recorded_by_a_rejection_is_not_a_certified_lie() -> None:
 
 
 def test_a_failed_task_says_whether_its_roster_was_missing_light_or_rejected() -> None:
-    world = _world()
-    rec = Recorder([True] * len(world.peers))
     task_id = b"\x0b" * 32
-    rec.submitted(0, task_id, 5)
+    world, rec = _one_task(task_id)
     state = genesis_state(world.genesis)
     assert state.params.min_roster_weight(4) == 2
 
@@ -157,9 +159,7 @@ def test_a_failed_task_says_whether_its_roster_was_missing_light_or_rejected() -
 
 
 def test_an_undecided_task_fails_liveness_only_after_its_deadline() -> None:
-    world = _world()
-    rec = Recorder([True] * len(world.peers))
-    rec.submitted(0, b"\x05" * 32, 100)
+    world, rec = _one_task(b"\x05" * 32, at_ms=100)
     state = genesis_state(world.genesis)
     early = check(world, rec, state, faulty=set(), lies=set(), end_ms=500, finished_early=False)
     assert early.liveness == []  # stopped before the deadline (100 + 1000 ms): not judged
